@@ -1,0 +1,143 @@
+"""The self-describing artifact: a folder with `config.json` (architecture, preprocessing, resolved config,
+metrics) beside `weights.safetensors`. Loading reads tensors and JSON only, never pickles.
+
+It is written to a temporary folder and renamed into place, so a folder that exists is whole, and an
+existing artifact is never overwritten.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .encoder import Encoder, Preprocess
+from .errors import StrataError
+from .layer import ACTIVATIONS, LAYER_KINDS
+
+FORMAT = "strata.autoencoder"
+VERSION = 1
+CONFIG, WEIGHTS = "config.json", "weights.safetensors"
+
+
+def save_artifact(path: str | Path, tensors: dict[str, torch.Tensor], description: dict) -> Path:
+    """Write tensors and their description to the folder `path`, which must not exist yet."""
+    path = Path(path)
+    if path.exists():
+        raise StrataError(f"{path} already exists: an earlier artifact is never overwritten (choose another name)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as err:
+        raise StrataError(f"cannot write the artifact into {path.parent}: {err.strerror}") from None
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(json.dumps({"format": FORMAT, "version": VERSION, **description}, indent=2, default=str))
+        os.rename(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StrataError(f"cannot write the artifact {path}: {err}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def save_autoencoder(model, path: str | Path, config: dict | None = None, metrics: dict | None = None) -> Path:
+    """Save a DeepAutoencoder (encoder and decoders) as an artifact."""
+    description = {"input_dim": int(model.preprocess.shift.shape[0]),
+                   "layers": [layer.spec() for layer in model.layers],
+                   "config": config or {}, "metrics": metrics or {}}
+    return save_artifact(path, model.state_dict(), description)
+
+
+def save_encoder(encoder: Encoder, path: str | Path, config: dict | None = None, metrics: dict | None = None) -> Path:
+    """Save an Encoder alone (a fine-tuned one, say); it loads with `load_encoder`, not `load_autoencoder`."""
+    tensors = {"preprocess.shift": encoder.preprocess.shift, "preprocess.scale": encoder.preprocess.scale}
+    specs = []
+    for k, (lin, act) in enumerate(zip(encoder.linears, encoder.activations)):
+        tensors[f"layers.{k}.encoder.weight"], tensors[f"layers.{k}.encoder.bias"] = lin.weight, lin.bias
+        specs.append({"n_in": lin.in_features, "n_hidden": lin.out_features, "activation": act, "decoder": False})
+    description = {"input_dim": encoder.input_dim, "layers": specs, "config": config or {}, "metrics": metrics or {}}
+    return save_artifact(path, tensors, description)
+
+
+def read_artifact(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The description and tensors of an artifact, checked for completeness and consistency."""
+    path = Path(path)
+    if path.is_file() and path.name in (CONFIG, WEIGHTS):
+        path = path.parent
+    if not path.is_dir():
+        raise StrataError(f"pretrained={path}: no such artifact folder (expected a folder with {CONFIG} and {WEIGHTS})")
+    for name in (CONFIG, WEIGHTS):
+        if not (path / name).is_file():
+            raise StrataError(f"pretrained={path}: {name} is missing, so this is not a whole strata artifact")
+    try:
+        description = json.loads((path / CONFIG).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StrataError(f"{path / CONFIG}: not valid JSON ({err})") from None
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        raise StrataError(f"{path / CONFIG}: not a strata artifact (expected format {FORMAT!r})")
+    if description.get("version") != VERSION:
+        raise StrataError(f"{path / CONFIG}: artifact version {description.get('version')!r}, this strata reads version {VERSION}")
+    try:
+        tensors = load_file(str(path / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise StrataError(f"{path / WEIGHTS}: corrupt or truncated weights file ({err})") from None
+    layers = description.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise StrataError(f"{path / CONFIG}: field 'layers' must be a non-empty list")
+    for k, spec in enumerate(layers):
+        if not isinstance(spec, dict) or spec.get("activation") not in ACTIVATIONS:
+            raise StrataError(f"{path / CONFIG}: layers[{k}] is not a layer description with a known activation")
+        expected = {f"layers.{k}.encoder.weight": (spec["n_hidden"], spec["n_in"]), f"layers.{k}.encoder.bias": (spec["n_hidden"],)}
+        for key, shape in expected.items():
+            if key not in tensors:
+                raise StrataError(f"{path / WEIGHTS}: tensor {key} is missing")
+            if tuple(tensors[key].shape) != tuple(shape):
+                raise StrataError(f"{path / WEIGHTS}: tensor {key} has shape {tuple(tensors[key].shape)}, "
+                                  f"but {CONFIG} describes {tuple(shape)} (an artifact of a different architecture?)")
+    return description, tensors
+
+
+def load_encoder(path: str | Path) -> Encoder:
+    """The encoder of an artifact as a torch module (preprocessing included), in eval mode."""
+    description, tensors = read_artifact(path)
+    preprocess = Preprocess(tensors["preprocess.shift"], tensors["preprocess.scale"])
+    linears = []
+    for k, spec in enumerate(description["layers"]):
+        lin = nn.Linear(spec["n_in"], spec["n_hidden"])
+        lin.load_state_dict({"weight": tensors[f"layers.{k}.encoder.weight"], "bias": tensors[f"layers.{k}.encoder.bias"]})
+        linears.append(lin)
+    encoder = Encoder(preprocess, linears, [spec["activation"] for spec in description["layers"]])
+    return encoder.eval()
+
+
+def load_autoencoder(path: str | Path):
+    """The whole DeepAutoencoder (embed, reconstruct, and further training), in eval mode."""
+    from .stack import DeepAutoencoder
+
+    description, tensors = read_artifact(path)
+    if not all(spec.get("decoder", False) for spec in description["layers"]):
+        raise StrataError(f"{path}: holds an encoder only (no decoder weights); use pretrain.load_encoder")
+    unknown = [s.get("kind") for s in description["layers"] if s.get("kind", "deterministic") not in LAYER_KINDS]
+    if unknown:
+        raise StrataError(f"{path}: layer kind {unknown[0]!r} is not one of {', '.join(LAYER_KINDS)}")
+    layers = [LAYER_KINDS[s.get("kind", "deterministic")].from_spec(s) for s in description["layers"]]
+    model = DeepAutoencoder(Preprocess(tensors["preprocess.shift"], tensors["preprocess.scale"]), layers)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise StrataError(f"{path}: weights do not match the described architecture ({err})") from None
+    return model.eval()
+
+
+def describe(path: str | Path) -> dict:
+    """The artifact's description (config.json), checked."""
+    return read_artifact(path)[0]

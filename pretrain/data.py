@@ -1,0 +1,330 @@
+"""Data sets as Lightning DataModules over in-memory tensors.
+
+Every data module gives the same four things:
+- `x_train` (all training inputs, the unlabeled pool for pretraining) and `y_train` (or None),
+- a validation pool of `val_size` labeled training examples, never used for pretraining choices,
+- `x_test`/`y_test`, evaluated only, never used to choose anything,
+- the preprocessing `shift`/`scale` fitted on the training inputs (x' = (x - shift) / scale),
+  which is stored in the encoder artifact so that later encoding applies the same.
+
+Batches come from `BatchLoader`, which slices whole tensors: no per-sample Python work.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from .errors import StrataError
+from .idx import read_idx
+
+SCALINGS = ("unit", "standard", "none")
+
+
+class BatchLoader:
+    """Shuffled mini-batches of whole tensors, sharded by rank under torch.distributed.
+
+    Each pass reshuffles with a generator seeded by (seed, pass number), so runs repeat exactly;
+    every rank draws the same permutation and keeps its own interleaved share of it.
+    """
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+        if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
+            raise ValueError("BatchLoader needs tensors of one common length")
+        self.tensors = tensors
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.passes = 0
+
+    @staticmethod
+    def _rank_and_world() -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _indices(self) -> torch.Tensor:
+        n = len(self.tensors[0])
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.passes)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        rank, world = self._rank_and_world()
+        if world > 1:
+            order = order[: n - n % world][rank::world]  # equal shares, so ranks step together
+        return order
+
+    def __len__(self) -> int:
+        n = len(self._indices()) if self._rank_and_world()[1] > 1 else len(self.tensors[0])
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        order = self._indices()
+        self.passes += 1
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        for start in range(0, stop, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = tuple(t[idx] for t in self.tensors)
+            yield batch[0] if len(batch) == 1 else batch
+
+
+def balanced_indices(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Draw `n` indices of `y` balanced across classes: n // C from each, the remainder to classes drawn at random.
+
+    Reproducible from `seed`. Raises StrataError when a class has too few examples.
+    """
+    classes = torch.unique(y)
+    g = torch.Generator().manual_seed(seed)
+    per_class = torch.full((len(classes),), n // len(classes), dtype=torch.long)
+    per_class[torch.randperm(len(classes), generator=g)[: n % len(classes)]] += 1
+    chosen = []
+    for c, k in zip(classes.tolist(), per_class.tolist()):
+        members = torch.nonzero(y == c).flatten()
+        if k > len(members):
+            raise StrataError(f"data.labels={n} asks for {k} examples of class {c}, but the training split holds only {len(members)}")
+        chosen.append(members[torch.randperm(len(members), generator=g)[:k]])
+    out = torch.cat(chosen)
+    return out[torch.randperm(len(out), generator=g)]
+
+
+def fit_scaling(x: torch.Tensor, scaling: str, pixel_max: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature (shift, scale) fitted on training inputs: unit maps pixels to [0,1], standard to zero mean, unit variance."""
+    d = x.shape[1]
+    if scaling == "unit":
+        top = float(pixel_max) if pixel_max is not None else float(x.max())
+        return torch.zeros(d), torch.full((d,), top if top > 0 else 1.0)
+    if scaling == "standard":
+        std = x.std(dim=0)
+        return x.mean(dim=0), torch.where(std > 1e-8, std, torch.ones_like(std))
+    if scaling == "none":
+        return torch.zeros(d), torch.ones(d)
+    raise StrataError(f"data.scaling={scaling!r} is not one of {', '.join(SCALINGS)}")
+
+
+def _check_array(name: str, x: np.ndarray, source: str) -> None:
+    if x.size == 0 or len(x) == 0:
+        raise StrataError(f"{source}: {name} is empty (expected at least one example)")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise StrataError(f"{source}: {name} holds {bad} NaN or infinite values (expected finite numbers)")
+
+
+class ArrayDataModule(pl.LightningDataModule):
+    """Base class: subclasses implement `_load()` returning (x_train, y_train or None, x_test, y_test) as numpy arrays.
+
+    Args:
+        batch_size: mini-batch size of the loaders.
+        val_size: labeled training examples held out as the validation pool (an int, or a fraction < 1).
+        val_from: where fine-tuning's validation labels come from: "pool" (the held-out pool) or
+            "labels" (carved out of the N labels, `val_fraction` of them).
+        labels: how many training labels fine-tuning may use ("all" or an int), drawn balanced by `seed`.
+        scaling: "unit" (pixels to [0,1]), "standard" or "none"; fitted on training inputs only.
+        split_seed: seeds the train/validation/test split, fixed across runs so the test set never moves.
+    """
+
+    name = "array"
+    holdout = "random"  # how the validation pool is taken from the training set: "random" or "last"
+
+    def __init__(self, batch_size: int = 128, val_size: float = 0.1, val_from: str = "pool", val_fraction: float = 0.2,
+                 labels: int | str = "all", scaling: str = "unit", pixel_max: float | None = None,
+                 split_seed: int = 0, seed: int = 0):
+        super().__init__()
+        if val_from not in ("pool", "labels"):
+            raise StrataError(f"data.val_from={val_from!r} is not one of pool, labels")
+        if scaling not in SCALINGS:
+            raise StrataError(f"data.scaling={scaling!r} is not one of {', '.join(SCALINGS)}")
+        if not (labels == "all" or (isinstance(labels, int) and not isinstance(labels, bool) and labels > 0)):
+            raise StrataError(f"data.labels={labels!r} is not a positive integer or 'all'")
+        if not (isinstance(batch_size, int) and batch_size > 0):
+            raise StrataError(f"data.batch_size={batch_size!r} is not a positive integer")
+        self.batch_size, self.val_size, self.val_from, self.val_fraction = batch_size, val_size, val_from, val_fraction
+        self.labels, self.scaling, self.pixel_max, self.split_seed, self.seed = labels, scaling, pixel_max, split_seed, seed
+        self._ready = False
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:
+            return
+        x_train, y_train, x_test, y_test = self._load()
+        source = self.describe()
+        for name, arr in (("x_train", x_train), ("x_test", x_test)):
+            _check_array(name, arr, source)
+        x_train = x_train.reshape(len(x_train), -1)
+        x_test = x_test.reshape(len(x_test), -1)
+        if x_train.shape[1] != x_test.shape[1]:
+            raise StrataError(f"{source}: x_train has {x_train.shape[1]} features per example but x_test has {x_test.shape[1]}")
+        for xs, ys, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+            if ys is not None and len(ys) != len(xs):
+                raise StrataError(f"{source}: {len(xs)} {split} inputs but {len(ys)} {split} labels (expected equal counts)")
+        self.x_train = torch.as_tensor(np.ascontiguousarray(x_train), dtype=torch.float32)
+        self.y_train = None if y_train is None else torch.as_tensor(np.asarray(y_train), dtype=torch.long)
+        self.x_test = torch.as_tensor(np.ascontiguousarray(x_test), dtype=torch.float32)
+        self.y_test = torch.as_tensor(np.asarray(y_test), dtype=torch.long)
+        self.shift, self.scale = fit_scaling(self.x_train, self.scaling, self.pixel_max)
+        self._split_validation()
+        self._ready = True
+
+    def _split_validation(self) -> None:
+        n = len(self.x_train)
+        k = int(round(self.val_size * n)) if isinstance(self.val_size, float) and self.val_size < 1 else int(self.val_size)
+        if self.y_train is None:
+            k = 0  # no labels: nothing to validate a classifier on
+        if not 0 <= k < n:
+            raise StrataError(f"data.val_size={self.val_size} leaves no training examples out of {n}")
+        if self.holdout == "last":
+            order = torch.arange(n)
+        else:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
+        self.val_index, self.fit_index = order[n - k:], order[: n - k]
+
+    # -- what the stages use -------------------------------------------------------------------
+    @property
+    def input_dim(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.y_test.max(), -1 if self.y_train is None else self.y_train.max())) + 1
+
+    @property
+    def unit_interval(self) -> bool:
+        """True when preprocessed training inputs lie in [0, 1] (binary cross-entropy applies)."""
+        x = (self.x_train - self.shift) / self.scale
+        return bool(x.min() >= 0 and x.max() <= 1)
+
+    def unlabeled(self) -> torch.Tensor:
+        """All training inputs: pretraining's data. Never labels, never the test set."""
+        return self.x_train
+
+    def labeled(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """((x, y) to train on, (x, y) to validate on), following `labels`, `val_from` and `seed`."""
+        if self.y_train is None:
+            raise StrataError(f"{self.describe()}: has no y_train, so there is nothing to fine-tune on")
+        y_fit = self.y_train[self.fit_index]
+        if self.labels == "all":
+            train_idx = self.fit_index[torch.randperm(len(self.fit_index), generator=torch.Generator().manual_seed(self.seed))]
+        else:
+            if self.labels > len(self.fit_index):
+                raise StrataError(f"data.labels={self.labels} exceeds the {len(self.fit_index)} labeled training examples outside the validation pool")
+            train_idx = self.fit_index[balanced_indices(y_fit, self.labels, self.seed)]
+        if self.val_from == "pool":
+            val_idx = self.val_index
+        else:
+            k = max(1, int(round(self.val_fraction * len(train_idx))))
+            if k >= len(train_idx):
+                raise StrataError(f"data.val_fraction={self.val_fraction} of {len(train_idx)} labels leaves nothing to train on")
+            val_idx, train_idx = train_idx[:k], train_idx[k:]
+        if len(val_idx) == 0:
+            raise StrataError(f"{self.describe()}: the validation split is empty (set data.val_size > 0 or data.val_from=labels)")
+        return (self.x_train[train_idx], self.y_train[train_idx]), (self.x_train[val_idx], self.y_train[val_idx])
+
+    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x_test, self.y_test
+
+    def train_dataloader(self):
+        return BatchLoader(self.x_train, batch_size=self.batch_size, shuffle=True, seed=self.seed)
+
+    def describe(self) -> str:
+        return self.name
+
+
+class DigitsDataModule(ArrayDataModule):
+    """scikit-learn's 8x8 digits (1797 images, pixel values 0..16): embedded, no download.
+
+    It has no official test split: `test_size` of it, stratified by `split_seed`, is the test set.
+    """
+
+    name = "digits"
+
+    def __init__(self, test_size: float = 0.2, val_size: float = 0.15, pixel_max: float | None = 16.0, **kwargs):
+        super().__init__(val_size=val_size, pixel_max=pixel_max, **kwargs)
+        self.test_size = test_size
+
+    def _load(self):
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        x, y = load_digits(return_X_y=True)
+        x_train, x_test, y_train, y_test = train_test_split(
+            x.astype(np.float32), y, test_size=self.test_size, stratify=y, random_state=self.split_seed)
+        return x_train, y_train, x_test, y_test
+
+
+MNIST_FILES = {
+    "x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+def find_mnist_file(root: Path, stem: str) -> Path:
+    """Find an MNIST file in `root` or torchvision's `root/MNIST/raw`, gzip-compressed or not."""
+    for folder in (root, root / "MNIST" / "raw", root / "raw"):
+        for name in (stem + ".gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    raise StrataError(f"data.root={root}: no {stem}.gz (nor {stem}) in it or in its MNIST/raw folder")
+
+
+class MNISTDataModule(ArrayDataModule):
+    """MNIST from the four standard IDX files in `root` (flat, or torchvision's MNIST/raw layout).
+
+    The validation pool is the classic last 10,000 training images.
+    """
+
+    name = "mnist"
+    holdout = "last"
+
+    def __init__(self, root: str = "../shared/data/mnist", val_size: float = 10000, pixel_max: float | None = 255.0, **kwargs):
+        super().__init__(val_size=val_size, pixel_max=pixel_max, **kwargs)
+        self.root = Path(root).expanduser()
+
+    def _load(self):
+        if not self.root.is_dir():
+            raise StrataError(f"data.root={self.root}: no such folder (expected the four MNIST IDX files in it)")
+        arrays = {key: read_idx(find_mnist_file(self.root, stem)) for key, stem in MNIST_FILES.items()}
+        return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
+
+    def describe(self) -> str:
+        return f"mnist at {self.root}"
+
+
+class NpzDataModule(ArrayDataModule):
+    """A user's own `.npz` with `x_train` (`y_train` optional), `x_test`, `y_test`; images are flattened.
+
+    `scaling=auto` picks "unit" for integer data (pixels) and "standard" for floating-point features.
+    """
+
+    name = "npz"
+
+    def __init__(self, path: str, scaling: str = "auto", **kwargs):
+        self.path = Path(path).expanduser()
+        self._auto = scaling == "auto"
+        super().__init__(scaling="standard" if self._auto else scaling, **kwargs)
+
+    def _load(self):
+        if not self.path.is_file():
+            raise StrataError(f"data.path={self.path}: no such file (expected an .npz with x_train, x_test, y_test)")
+        try:
+            with np.load(self.path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except Exception as err:  # noqa: BLE001 - numpy raises many kinds for a broken file
+            raise StrataError(f"data.path={self.path}: cannot be read as .npz ({err})") from None
+        missing = [k for k in ("x_train", "x_test", "y_test") if k not in arrays]
+        if missing:
+            raise StrataError(f"data.path={self.path}: missing array(s) {', '.join(missing)} (found {', '.join(arrays) or 'none'})")
+        for key in ("x_train", "x_test"):
+            if not (np.issubdtype(arrays[key].dtype, np.number) or arrays[key].dtype == bool):
+                raise StrataError(f"data.path={self.path}: {key} has dtype {arrays[key].dtype}, expected numbers")
+        if self._auto and np.issubdtype(arrays["x_train"].dtype, np.integer):
+            self.scaling = "unit"
+        return arrays["x_train"], arrays.get("y_train"), arrays["x_test"], arrays["y_test"]
+
+    def describe(self) -> str:
+        return f"npz file {self.path}"

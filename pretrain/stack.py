@@ -1,0 +1,126 @@
+"""Greedy layer-wise pretraining, and the unrolled deep autoencoder it builds.
+
+Layer k is an `AutoencoderLayer` fitted on the codes of the trained layers 1..k-1, which are computed
+once when layer k-1 is done and kept in memory. An optional end-to-end stage then trains the whole
+stack, encoder and mirrored decoder, on the data.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .data import BatchLoader
+from .encoder import Encoder, Preprocess
+from .layer import LAYER_KINDS, AutoencoderLayer, TracksReconstruction, make_optimizer, reconstruction_loss
+from .regularizers import corrupt
+from .training import make_trainer
+
+
+class DeepAutoencoder(TracksReconstruction):
+    """Preprocessing, the encoder stack and its mirror image as decoder.
+
+    `embed(x)` gives deterministic codes of raw inputs, `reconstruct(x)` their reconstruction in the raw
+    space; `encoder()` the feature extractor alone. The `layers` are the greedy stage's own modules.
+    """
+
+    def __init__(self, preprocess: Preprocess, layers: list[AutoencoderLayer], optimizer: str = "adam",
+                 lr: float = 1e-3, weight_decay: float = 0.0):
+        super().__init__()
+        self.preprocess = preprocess
+        self.layers = nn.ModuleList(layers)
+        self.optim = {"name": optimizer, "lr": lr, "weight_decay": weight_decay}
+
+    def encode_preprocessed(self, h: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            h = layer.encode(h)
+        return h
+
+    def decode_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Down the mirrored decoder; the last (lowest) layer's output is left as logits (or values, for MSE)."""
+        for layer in list(self.layers)[:0:-1]:
+            h = layer.output(layer.decode_logits(h))
+        return self.layers[0].decode_logits(h)
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_preprocessed(self.preprocess(x))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        x_hat = self.layers[0].output(self.decode_logits(self.embed(x)))
+        return x_hat * self.preprocess.scale + self.preprocess.shift
+
+    def encoder(self) -> Encoder:
+        """The feature extractor, sharing this model's encoder weights."""
+        return Encoder(self.preprocess, [layer.encoder for layer in self.layers], [layer.activation for layer in self.layers])
+
+    # -- end-to-end training on preprocessed inputs --------------------------------------------
+    def training_step(self, x, batch_idx):
+        bottom = self.layers[0]
+        logits = self.decode_logits(self.encode_preprocessed(corrupt(x, bottom.corruption, bottom.noise)))
+        recon = reconstruction_loss(logits, x, bottom.loss_kind)
+        self.track(recon, len(x))
+        return recon
+
+    def configure_optimizers(self):
+        return make_optimizer(self.parameters(), **self.optim)
+
+
+@dataclass
+class StackResult:
+    model: DeepAutoencoder
+    metrics: dict = field(default_factory=dict)
+
+
+@torch.no_grad()
+def encode_in_chunks(layer: AutoencoderLayer, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    layer.eval()
+    return torch.cat([layer.encode(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def in_unit_interval(x: torch.Tensor) -> bool:
+    return bool(x.min() >= 0 and x.max() <= 1)
+
+
+def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, sizes: list[int], layer_options: dict,
+                   epochs: int, batch_size: int, trainer_options: dict | None = None, seed: int = 0,
+                   end_to_end_epochs: int = 0, end_to_end_lr: float | None = None, log_dir: str | None = None) -> StackResult:
+    """Pretrain layers of `sizes` greedily on `x_raw` (training inputs only), then optionally end to end.
+
+    `layer_options` are the layer class's keyword arguments plus its `kind`; `loss="auto"` picks binary cross-entropy for
+    a layer whose inputs lie in [0, 1] and squared error otherwise.
+    """
+    preprocess = Preprocess(shift, scale)
+    x = preprocess(x_raw)
+    inputs, layers, per_layer = x, [], []
+    for k, n_hidden in enumerate(sizes):
+        options = dict(layer_options)
+        layer_class = LAYER_KINDS[options.pop("kind", "deterministic")]
+        if options.get("loss", "auto") == "auto":
+            options["loss"] = "bce" if in_unit_interval(inputs) else "mse"
+        layer = layer_class(inputs.shape[1], n_hidden, init_seed=seed * 1000 + k, **options)
+        label = f"layer {k + 1}/{len(sizes)} ({inputs.shape[1]}->{n_hidden})"
+        trainer = make_trainer(trainer_options, epochs, label, log_dir, f"layer{k + 1}")
+        started = time.perf_counter()
+        trainer.fit(layer, train_dataloaders=BatchLoader(inputs, batch_size=batch_size, seed=seed * 1000 + k))
+        seconds = time.perf_counter() - started
+        per_layer.append({"layer": k + 1, "n_in": inputs.shape[1], "n_hidden": n_hidden, "loss": layer.loss_kind,
+                          "recon_per_epoch": layer.history, "recon": layer.history[-1] if layer.history else None,
+                          "seconds": seconds, "samples_per_second": epochs * len(inputs) / seconds if seconds else None})
+        inputs = encode_in_chunks(layer, inputs)
+        layers.append(layer)
+
+    model = DeepAutoencoder(preprocess, layers, optimizer=layer_options.get("optimizer", "adam"),
+                            lr=end_to_end_lr or layer_options.get("lr", 1e-3), weight_decay=layer_options.get("weight_decay", 0.0))
+    metrics = {"layers": per_layer}
+    if end_to_end_epochs > 0:
+        trainer = make_trainer(trainer_options, end_to_end_epochs, f"end-to-end ({len(sizes)} layers)", log_dir, "end_to_end")
+        started = time.perf_counter()
+        trainer.fit(model, train_dataloaders=BatchLoader(x, batch_size=batch_size, seed=seed * 1000 + len(sizes)))
+        metrics["end_to_end"] = {"recon_per_epoch": model.history, "recon": model.history[-1] if model.history else None,
+                                 "seconds": time.perf_counter() - started}
+    model.eval()
+    return StackResult(model, metrics)
