@@ -1,0 +1,94 @@
+"""The classifier: a (pretrained or random) encoder with a head on top, trained on few labels.
+
+Modes:
+    scratch   the same architecture from random initialisation, everything trained
+    frozen    pretrained encoder fixed (no gradients, eval mode); only the head learns
+    unfrozen  pretrained encoder and head trained together
+    partial   the lowest `frozen_layers` encoder layers fixed, the rest trained
+
+The encoder's learning rate is `lr * encoder_lr_scale` (discriminative rates); the head's is `lr`.
+"""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pretrain import Encoder, StrataError
+from pretrain.layer import make_optimizer
+
+from .metrics import classification_metrics
+
+MODES = ("scratch", "frozen", "unfrozen", "partial")
+HEADS = ("linear", "mlp")
+
+
+def make_head(n_in: int, num_classes: int, kind: str, hidden: int, dropout: float) -> nn.Module:
+    if kind == "linear":
+        return nn.Linear(n_in, num_classes)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+    raise StrataError(f"finetune.head={kind!r} is not one of {', '.join(HEADS)}")
+
+
+class Classifier(pl.LightningModule):
+    def __init__(self, encoder: Encoder, num_classes: int, mode: str = "unfrozen", frozen_layers: int = 1,
+                 head: str = "linear", head_hidden: int = 128, dropout: float = 0.0, input_dropout: float = 0.0,
+                 optimizer: str = "adam", lr: float = 1e-3, encoder_lr_scale: float = 1.0, weight_decay: float = 0.0):
+        super().__init__()
+        if mode not in MODES:
+            raise StrataError(f"finetune.mode={mode!r} is not one of {', '.join(MODES)}")
+        depth = len(encoder.layers)
+        if mode == "partial" and not 1 <= frozen_layers < depth:
+            raise StrataError(f"finetune.mode=partial needs 1 <= finetune.frozen_layers < {depth} (the encoder's depth), got {frozen_layers}")
+        for name, p in (("finetune.dropout", dropout), ("finetune.input_dropout", input_dropout)):
+            if not 0 <= p < 1:
+                raise StrataError(f"{name}={p} is not a probability in [0, 1)")
+        self.encoder, self.mode, self.num_classes = encoder, mode, num_classes
+        self.n_frozen = {"frozen": depth, "partial": frozen_layers}.get(mode, 0)
+        self.input_dropout, self.dropout = nn.Dropout(input_dropout), nn.Dropout(dropout)
+        self.head = make_head(encoder.sizes[-1], num_classes, head, head_hidden, dropout)
+        self.optim = {"name": optimizer, "lr": lr, "weight_decay": weight_decay}
+        self.encoder_lr_scale = encoder_lr_scale
+        for block in self.frozen_blocks:
+            block.requires_grad_(False)
+        self.val_metrics = classification_metrics(num_classes)
+
+    @property
+    def frozen_blocks(self) -> list[nn.Module]:
+        return list(self.encoder.layers)[: self.n_frozen]
+
+    def train(self, mode: bool = True):
+        """Frozen blocks stay in eval mode whatever Lightning asks."""
+        super().train(mode)
+        for block in self.frozen_blocks:
+            block.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.input_dropout(self.encoder.preprocess(x))
+        for block in self.encoder.layers:
+            h = self.dropout(block(h))
+        return self.head(h)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self.val_metrics["accuracy"].update(logits, y)
+        self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True, batch_size=len(x))
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val_acc", self.val_metrics["accuracy"].compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def configure_optimizers(self):
+        trainable = [p for block in list(self.encoder.layers)[self.n_frozen:] for p in block.parameters()]
+        groups = [{"params": list(self.head.parameters()), "lr": self.optim["lr"]}]
+        if trainable:
+            groups.append({"params": trainable, "lr": self.optim["lr"] * self.encoder_lr_scale})
+        return make_optimizer(groups, **self.optim)

@@ -1,0 +1,171 @@
+"""The comparison: pretrain once (or reuse an artifact), then for every label budget x seed x mode fine-tune and
+test; write results.csv (one row per run), report.md (mean +/- std over seeds, gain over scratch) and
+accuracy_vs_labels.png into the run directory."""
+from __future__ import annotations
+
+import copy
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from pretrain import StrataError, load_encoder
+from pretrain.config import build_data, to_dict
+
+from .classifier import MODES
+from .run import build_encoder, finetune_once
+
+COLUMNS = ["budget", "labels", "val_labels", "seed", "mode", "test_accuracy", "test_f1_macro", "val_accuracy",
+           "best_epoch", "epochs_run", "trainable_parameters", "parameters", "seconds"]
+
+
+def parse_budgets(values) -> list:
+    budgets = []
+    for v in values:
+        if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+            budgets.append(v)
+        else:
+            raise StrataError(f"budgets: {v!r} is not a positive integer or 'all'")
+    if not budgets:
+        raise StrataError("budgets is empty (expected e.g. [100, 1000, all])")
+    return budgets
+
+
+def plan_modes(modes, depth: int) -> list[str]:
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise StrataError(f"modes: {unknown[0]!r} is not one of {', '.join(MODES)}")
+    return [m for m in modes if not (m == "partial" and depth < 2)]  # partial needs a layer left to train
+
+
+def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dict]:
+    """Run the whole grid; `pretrain_fn(cfg, run_dir) -> artifact path` pretrains when `pretrained` is not set."""
+    resolved = to_dict(cfg)
+    budgets, seeds = parse_budgets(resolved["budgets"]), list(resolved["seeds"])
+    outputs = [run_dir / name for name in ("results.csv", "report.md", "accuracy_vs_labels.png")]
+    existing = [str(p) for p in outputs if p.exists()]
+    if existing:
+        raise StrataError(f"{existing[0]} already exists: an earlier result is never overwritten")
+    artifact = resolved["pretrained"] or pretrain_fn(cfg, run_dir)
+    pretrained = load_encoder(artifact)
+    options = resolved["finetune"]
+    depth = options["depth"] or len(pretrained.layers)
+    modes = plan_modes(resolved["modes"], depth)
+    data = build_data(cfg)
+
+    rows = []
+    grid = [(b, s, m) for b in budgets for s in seeds for m in modes]
+    bar = tqdm(grid, desc="compare", unit="run", disable=not resolved["progress"])
+    for budget, seed, mode in bar:
+        bar.set_description(f"labels={budget} seed={seed} {mode}")
+        subset = copy.copy(data)
+        subset.labels, subset.seed = budget, seed
+        encoder = build_encoder(mode, subset, pretrained, [], [], seed, depth=options["depth"], source=f"pretrained={artifact}")
+        _, m = finetune_once(subset, encoder, {**options, "mode": mode}, {**resolved["trainer"], "enable_progress_bar": False},
+                             seed=seed, threads=resolved["threads"])
+        rows.append({"budget": budget, "labels": m["labels"], "val_labels": m["val_labels"], "seed": seed, "mode": mode,
+                     "test_accuracy": m["test"]["accuracy"], "test_f1_macro": m["test"]["f1_macro"],
+                     "val_accuracy": m["val"]["accuracy"], "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
+                     "trainable_parameters": m["trainable_parameters"], "parameters": m["parameters"],
+                     "seconds": round(m["seconds"], 3)})
+    write_outputs(rows, run_dir, title=f"{data.describe()}, encoder {pretrained.input_dim}-{'-'.join(map(str, pretrained.sizes[:depth]))}",
+                  artifact=str(artifact))
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """{(budget, mode): (labels, mean accuracy, std accuracy, n, mean gain over scratch or None)}: gains are
+    paired by seed."""
+    by_key: dict = {}
+    for r in rows:
+        by_key.setdefault((r["budget"], r["mode"]), {})[r["seed"]] = r
+    out = {}
+    for (budget, mode), runs in by_key.items():
+        acc = np.array([r["test_accuracy"] for r in runs.values()])
+        scratch = by_key.get((budget, "scratch"), {})
+        paired = [runs[s]["test_accuracy"] - scratch[s]["test_accuracy"] for s in runs if s in scratch]
+        gain = float(np.mean(paired)) if paired and mode != "scratch" else None
+        labels = int(np.mean([r["labels"] for r in runs.values()]))
+        out[(budget, mode)] = (labels, float(acc.mean()), float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, len(acc), gain)
+    return out
+
+
+def _write_atomically(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_outputs(rows: list[dict], run_dir: Path, title: str, artifact: str) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    _write_atomically(run_dir / "results.csv", write_csv)
+    summary = summarize(rows)
+    _write_atomically(run_dir / "report.md", lambda tmp: tmp.write_text(report_markdown(summary, title, artifact)))
+    _write_atomically(run_dir / "accuracy_vs_labels.png", lambda tmp: plot_accuracy(summary, tmp, title))
+
+
+def _ordered(summary: dict) -> tuple[list, list]:
+    budgets = sorted({b for b, _ in summary}, key=lambda b: min(v[0] for (bb, _), v in summary.items() if bb == b))
+    modes = [m for m in MODES if any(mm == m for _, mm in summary)]
+    return budgets, modes
+
+
+def report_markdown(summary: dict, title: str, artifact: str) -> str:
+    budgets, modes = _ordered(summary)
+    lines = [f"# Pretraining versus training from scratch: {title}", "",
+             f"Pretrained encoder: `{artifact}`. Test accuracy (%), mean +/- std over seeds; the test set is only evaluated.", "",
+             "| labels | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    for b in budgets:
+        cells = []
+        for m in modes:
+            if (b, m) in summary:
+                labels, mean, std, n, _ = summary[(b, m)]
+                cells.append(f"{100 * mean:.2f} +/- {100 * std:.2f}")
+            else:
+                cells.append("")
+        labels = next(v[0] for (bb, _), v in summary.items() if bb == b)
+        lines.append(f"| {b if b != 'all' else f'all ({labels})'} | " + " | ".join(cells) + " |")
+    gain_modes = [m for m in modes if m != "scratch"]
+    if "scratch" in modes and gain_modes:
+        lines += ["", "Gain over scratch (accuracy points, mean of the per-seed differences):", "",
+                  "| labels | " + " | ".join(gain_modes) + " |", "|---|" + "---|" * len(gain_modes)]
+        for b in budgets:
+            cells = [f"{100 * summary[(b, m)][4]:+.2f}" if (b, m) in summary and summary[(b, m)][4] is not None else ""
+                     for m in gain_modes]
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    n_seeds = max(v[3] for v in summary.values())
+    lines += ["", f"{n_seeds} seed(s) per cell; every run's figures are in results.csv.", ""]
+    return "\n".join(lines)
+
+
+def plot_accuracy(summary: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets, modes = _ordered(summary)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for m in modes:
+        pts = [summary[(b, m)] for b in budgets if (b, m) in summary]
+        ax.errorbar([p[0] for p in pts], [100 * p[1] for p in pts], yerr=[100 * p[2] for p in pts],
+                    marker="o", capsize=3, label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("labeled training examples")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)

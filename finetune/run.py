@@ -1,0 +1,98 @@
+"""One fine-tuning run: build the classifier for a mode, train on the labeled subset with early stopping on the
+validation split, then evaluate on validation and test (the test set is only evaluated, never used to choose)."""
+from __future__ import annotations
+
+import copy
+import time
+
+import pytorch_lightning as pl
+import torch
+
+from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError
+from pretrain.training import make_trainer, set_threads
+
+from .classifier import Classifier
+from .metrics import evaluate
+
+
+class KeepBest(pl.Callback):
+    """Early stopping on the validation split: keeps the weights of the best epoch (highest accuracy, then lowest
+    loss), stops after `patience` epochs without improvement, and restores the best weights at the end."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best_key, self.best_epoch, self.best_state = None, -1, None
+
+    def on_validation_end(self, trainer, module) -> None:
+        if trainer.sanity_checking:
+            return
+        key = (float(trainer.callback_metrics["val_acc"]), -float(trainer.callback_metrics["val_loss"]))
+        if self.best_key is None or key > self.best_key:
+            self.best_key, self.best_epoch = key, trainer.current_epoch
+            self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        elif trainer.current_epoch - self.best_epoch >= self.patience:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer, module) -> None:
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+
+def build_encoder(mode: str, data: ArrayDataModule, pretrained: Encoder | None, sizes: list[int], activations: list[str],
+                  seed: int, depth: int | None = None, source: str = "pretrained") -> Encoder:
+    """The encoder a run starts from: a private copy of the pretrained one, or (scratch) the same architecture and
+    preprocessing from random initialisation. `depth` keeps the lowest layers only."""
+    if pretrained is not None:
+        if pretrained.input_dim != data.input_dim:
+            raise StrataError(f"{source} expects {pretrained.input_dim} input features per example, but {data.describe()} has "
+                              f"{data.input_dim}: pretrain on this data set (or pass a matching artifact)")
+        sizes, activations = pretrained.sizes, pretrained.activations
+    elif mode != "scratch":
+        raise StrataError(f"finetune.mode={mode} needs a pretrained encoder: set pretrained=<artifact folder> (or use mode=scratch)")
+    if mode == "scratch":
+        shift, scale = (pretrained.preprocess.shift, pretrained.preprocess.scale) if pretrained is not None else (data.shift, data.scale)
+        encoder = Encoder.random(shift, scale, list(sizes), list(activations), seed)
+    else:
+        encoder = copy.deepcopy(pretrained)
+    if depth is not None:
+        if not 1 <= depth <= len(encoder.layers):
+            raise StrataError(f"finetune.depth={depth} is not between 1 and the encoder's {len(encoder.layers)} layers")
+        encoder = encoder.truncated(depth)
+    return encoder
+
+
+def finetune_once(data: ArrayDataModule, encoder: Encoder, options: dict, trainer_options: dict | None = None,
+                  seed: int = 0, log_dir: str | None = None, label: str = "finetune",
+                  threads: int | str | None = "auto") -> tuple[Classifier, dict]:
+    """Train a Classifier on `data.labeled()` and return it with its metrics (val and test, JSON-ready).
+
+    `options` holds the `finetune` config group: mode, head, optimiser and schedule.
+    """
+    pl.seed_everything(seed, workers=True, verbose=False)
+    (x_train, y_train), (x_val, y_val) = data.labeled()
+    model = Classifier(encoder, data.num_classes, mode=options["mode"], frozen_layers=options["frozen_layers"],
+                       head=options["head"], head_hidden=options["head_hidden"], dropout=options["dropout"],
+                       input_dropout=options["input_dropout"], optimizer=options["optimizer"], lr=options["lr"],
+                       encoder_lr_scale=options["encoder_lr_scale"], weight_decay=options["weight_decay"])
+    model.train()  # frozen blocks stay in eval mode (Classifier.train)
+    set_threads(model, threads)
+    train_loader = BatchLoader(x_train, y_train, batch_size=options["batch_size"], seed=seed,
+                               min_batches=options["min_batches_per_epoch"])
+    val_loader = BatchLoader(x_val, y_val, batch_size=4096, shuffle=False)
+    keep_best = KeepBest(options["patience"])
+    trainer = make_trainer(trainer_options, options["epochs"], label, log_dir, "finetune",
+                           callbacks=[keep_best], num_sanity_val_steps=0)
+    started = time.perf_counter()
+    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    seconds = time.perf_counter() - started
+    model.eval()
+    x_test, y_test = data.test()
+    metrics = {
+        "mode": options["mode"], "labels": len(x_train), "val_labels": len(x_val), "seed": seed,
+        "best_epoch": keep_best.best_epoch + 1, "epochs_run": trainer.current_epoch, "seconds": seconds,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "val": evaluate(model, x_val, y_val, data.num_classes),
+        "test": evaluate(model, x_test, y_test, data.num_classes),
+    }
+    return model, metrics

@@ -1,0 +1,30 @@
+"""The main job: pretrain once, then fine-tune over label budgets x seeds x modes and compare with scratch.
+
+    python scripts/compare.py                                   # digits, the defaults of conf/compare.yaml
+    python scripts/compare.py data=mnist data.root=../shared/data/mnist budgets=[100,1000] seeds=[0]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from finetune.compare import run_comparison
+from pretrain.__main__ import run_pretraining
+from pretrain.config import CONF_DIR
+from pretrain.errors import exit_on_strata_error
+
+
+@hydra.main(config_path=CONF_DIR, config_name="compare", version_base="1.3")
+@exit_on_strata_error
+def main(cfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    run_comparison(cfg, run_dir, pretrain_fn=run_pretraining)
+    print((run_dir / "report.md").read_text())
+    print(f"results: {run_dir}/results.csv, report.md, accuracy_vs_labels.png")
+
+
+if __name__ == "__main__":
+    main()
