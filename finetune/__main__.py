@@ -2,35 +2,50 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pretrain import load_encoder, save_encoder
-from pretrain.config import CONF_DIR, build_data, layer_sizes, to_dict
+from pretrain import load_encoder
+from pretrain.config import CONF_DIR, build_data, layer_options, layer_sizes, to_dict
 from pretrain.errors import StrataError, exit_on_strata_error
+from pretrain.generative import stack_layer_options
+from pretrain.layer import LAYER_KINDS
 
-from .run import build_encoder, finetune_once
+from .classifier import ENCODER, HEAD, save_classifier
+from .run import build_encoder, check_options, finetune_once
+
+
+def scratch_activations(resolved: dict, n_layers: int) -> list[str]:
+    """Each layer's activation in the stack that pretraining with this config builds, for scratch without an
+    artifact to copy (a generative top layer's code is linear; the layers under it follow autoencoder.below)."""
+    options = stack_layer_options(layer_options(resolved["autoencoder"], resolved["model"]), n_layers)
+    return [o.get("activation") or getattr(LAYER_KINDS[o.get("kind", "deterministic")], "activation", "sigmoid") for o in options]
 
 
 def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
     resolved = to_dict(cfg)
     options = resolved["finetune"]
-    if (run_dir / "metrics.json").exists():
-        raise StrataError(f"{run_dir / 'metrics.json'} already exists: an earlier result is never overwritten")
+    for name in ("metrics.json", ENCODER, HEAD):
+        if (run_dir / name).exists():
+            raise StrataError(f"{run_dir / name} already exists: an earlier result is never overwritten")
+    check_options(options)
     pretrained = load_encoder(resolved["pretrained"]) if resolved["pretrained"] else None
     data = build_data(cfg)
     sizes = layer_sizes(resolved["model"]["layers"])
-    encoder = build_encoder(options["mode"], data, pretrained, sizes, [resolved["autoencoder"]["activation"]] * len(sizes),
+    encoder = build_encoder(options["mode"], data, pretrained, sizes, scratch_activations(resolved, len(sizes)),
                             seed=resolved["seed"], depth=options["depth"], source=f"pretrained={resolved['pretrained']}")
     model, metrics = finetune_once(data, encoder, options, resolved["trainer"], seed=resolved["seed"], log_dir=str(run_dir),
                                    label=f"{options['mode']} labels={data.labels}", threads=resolved["threads"])
     metrics = {"data": data.describe(), "pretrained": resolved["pretrained"], **metrics}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if resolved["save_encoder"]:
-        save_encoder(model.encoder, run_dir / "encoder", config=resolved, metrics=metrics)
+        save_classifier(model, run_dir, config=resolved, metrics=metrics)
+    tmp = run_dir / ".metrics.json.tmp"  # written last and renamed into place: a metrics.json is a whole result
+    tmp.write_text(json.dumps(metrics, indent=2))
+    os.replace(tmp, run_dir / "metrics.json")
     print(f"{options['mode']}: {metrics['labels']} labels, test accuracy {metrics['test']['accuracy']:.4f}, "
           f"macro F1 {metrics['test']['f1_macro']:.4f}; {run_dir / 'metrics.json'}")
     return metrics

@@ -10,18 +10,25 @@ The encoder's learning rate is `lr * encoder_lr_scale` (discriminative rates); t
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
-from pretrain import Encoder, StrataError
+from pretrain import Encoder, StrataError, load_encoder, save_encoder
 from pretrain.layer import make_optimizer
 
 from .metrics import classification_metrics
 
 MODES = ("scratch", "frozen", "unfrozen", "partial")
 HEADS = ("linear", "mlp")
+ENCODER, HEAD = "encoder", "head.safetensors"  # what a fine-tuning run directory holds beside metrics.json
 
 
 def make_head(n_in: int, num_classes: int, kind: str, hidden: int, dropout: float) -> nn.Module:
@@ -49,6 +56,7 @@ class Classifier(pl.LightningModule):
         self.n_frozen = {"frozen": depth, "partial": frozen_layers}.get(mode, 0)
         self.input_dropout, self.dropout = nn.Dropout(input_dropout), nn.Dropout(dropout)
         self.head = make_head(encoder.sizes[-1], num_classes, head, head_hidden, dropout)
+        self.head_spec = {"head": head, "head_hidden": head_hidden, "num_classes": num_classes}
         self.optim = {"name": optimizer, "lr": lr, "weight_decay": weight_decay}
         self.encoder_lr_scale = encoder_lr_scale
         for block in self.frozen_blocks:
@@ -92,3 +100,33 @@ class Classifier(pl.LightningModule):
         if trainable:
             groups.append({"params": trainable, "lr": self.optim["lr"] * self.encoder_lr_scale})
         return make_optimizer(groups, **self.optim)
+
+
+def save_classifier(model: Classifier, run_dir: Path, config: dict | None = None, metrics: dict | None = None) -> None:
+    """The fine-tuned encoder as an artifact (`run_dir/encoder/`) and the head's weights beside it
+    (`run_dir/head.safetensors`, its architecture in the file's metadata); `load_classifier` reads both back."""
+    head_path = Path(run_dir) / HEAD
+    if head_path.exists():
+        raise StrataError(f"{head_path} already exists: an earlier result is never overwritten")
+    save_encoder(model.encoder, Path(run_dir) / ENCODER, config=config, metrics=metrics)
+    tmp = head_path.with_name(f".{HEAD}.tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}, str(tmp),
+              metadata={"strata.head": json.dumps(model.head_spec)})
+    os.replace(tmp, head_path)
+
+
+def load_classifier(run_dir: str | Path) -> Classifier:
+    """The classifier a `python -m finetune` run saved into `run_dir`, in eval mode (tensors and JSON only)."""
+    run_dir = Path(run_dir)
+    encoder = load_encoder(run_dir / ENCODER)
+    if not (run_dir / HEAD).is_file():
+        raise StrataError(f"{run_dir / HEAD}: no such file (expected the head that `python -m finetune` saves beside {ENCODER}/)")
+    try:
+        with safe_open(str(run_dir / HEAD), framework="pt") as f:
+            spec = json.loads((f.metadata() or {})["strata.head"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        model = Classifier(encoder, spec["num_classes"], head=spec["head"], head_hidden=spec["head_hidden"])
+        model.head.load_state_dict(tensors)
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise StrataError(f"{run_dir / HEAD}: not a head that fits {run_dir / ENCODER} ({err})") from None
+    return model.eval()

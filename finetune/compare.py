@@ -16,7 +16,7 @@ from pretrain import StrataError, load_encoder
 from pretrain.config import build_data, to_dict
 
 from .classifier import MODES
-from .run import build_encoder, finetune_once
+from .run import build_encoder, check_options, finetune_once
 
 COLUMNS = ["budget", "labels", "val_labels", "seed", "mode", "test_accuracy", "test_f1_macro", "val_accuracy",
            "best_epoch", "epochs_run", "trainable_parameters", "parameters", "seconds"]
@@ -34,11 +34,24 @@ def parse_budgets(values) -> list:
     return budgets
 
 
-def plan_modes(modes, depth: int) -> list[str]:
+def check_modes(modes) -> None:
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise StrataError(f"modes: {unknown[0]!r} is not one of {', '.join(MODES)}")
+    if not modes:
+        raise StrataError(f"modes is empty (expected some of {', '.join(MODES)})")
+
+
+def plan_modes(modes, depth: int) -> list[str]:
+    check_modes(modes)
     return [m for m in modes if not (m == "partial" and depth < 2)]  # partial needs a layer left to train
+
+
+def with_labels(data, budget, seed):
+    """A view of `data` whose labeled subset is `budget` labels drawn by `seed`."""
+    subset = copy.copy(data)
+    subset.labels, subset.seed = budget, seed
+    return subset
 
 
 def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dict]:
@@ -49,20 +62,25 @@ def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dic
     existing = [str(p) for p in outputs if p.exists()]
     if existing:
         raise StrataError(f"{existing[0]} already exists: an earlier result is never overwritten")
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise StrataError(f"seeds={seeds} is not a non-empty list of integers")
+    options = resolved["finetune"]
+    check_options(options)
+    check_modes(resolved["modes"])
+    data = build_data(cfg)
+    for budget in budgets:  # an impossible budget fails now, not after pretraining
+        with_labels(data, budget, seeds[0]).labeled()
     artifact = resolved["pretrained"] or pretrain_fn(cfg, run_dir)
     pretrained = load_encoder(artifact)
-    options = resolved["finetune"]
     depth = options["depth"] or len(pretrained.layers)
     modes = plan_modes(resolved["modes"], depth)
-    data = build_data(cfg)
 
     rows = []
     grid = [(b, s, m) for b in budgets for s in seeds for m in modes]
     bar = tqdm(grid, desc="compare", unit="run", disable=not resolved["progress"])
     for budget, seed, mode in bar:
         bar.set_description(f"labels={budget} seed={seed} {mode}")
-        subset = copy.copy(data)
-        subset.labels, subset.seed = budget, seed
+        subset = with_labels(data, budget, seed)
         encoder = build_encoder(mode, subset, pretrained, [], [], seed, depth=options["depth"], source=f"pretrained={artifact}")
         _, m = finetune_once(subset, encoder, {**options, "mode": mode}, {**resolved["trainer"], "enable_progress_bar": False},
                              seed=seed, threads=resolved["threads"])

@@ -9,9 +9,10 @@ import pytorch_lightning as pl
 import torch
 
 from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError
+from pretrain.config import positive_int
 from pretrain.training import make_trainer, set_threads
 
-from .classifier import Classifier
+from .classifier import MODES, Classifier
 from .metrics import evaluate
 
 
@@ -42,6 +43,8 @@ def build_encoder(mode: str, data: ArrayDataModule, pretrained: Encoder | None, 
                   seed: int, depth: int | None = None, source: str = "pretrained") -> Encoder:
     """The encoder a run starts from: a private copy of the pretrained one, or (scratch) the same architecture and
     preprocessing from random initialisation. `depth` keeps the lowest layers only."""
+    if mode not in MODES:
+        raise StrataError(f"finetune.mode={mode!r} is not one of {', '.join(MODES)}")
     if pretrained is not None:
         if pretrained.input_dim != data.input_dim:
             raise StrataError(f"{source} expects {pretrained.input_dim} input features per example, but {data.describe()} has "
@@ -61,6 +64,17 @@ def build_encoder(mode: str, data: ArrayDataModule, pretrained: Encoder | None, 
     return encoder
 
 
+def check_options(options: dict) -> None:
+    """The `finetune` group's schedule and rates, each a clear error when out of range."""
+    for key in ("epochs", "batch_size", "patience"):
+        positive_int(options[key], f"finetune.{key}")
+    positive_int(options["min_batches_per_epoch"], "finetune.min_batches_per_epoch", allow_zero=True)
+    for key, low in (("lr", "> 0"), ("encoder_lr_scale", ">= 0"), ("weight_decay", ">= 0")):
+        value = options[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 if low == "> 0" else value >= 0):
+            raise StrataError(f"finetune.{key}={value!r} is not a number {low}")
+
+
 def finetune_once(data: ArrayDataModule, encoder: Encoder, options: dict, trainer_options: dict | None = None,
                   seed: int = 0, log_dir: str | None = None, label: str = "finetune",
                   threads: int | str | None = "auto") -> tuple[Classifier, dict]:
@@ -68,6 +82,7 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder, options: dict, traine
 
     `options` holds the `finetune` config group: mode, head, optimiser and schedule.
     """
+    check_options(options)
     pl.seed_everything(seed, workers=True, verbose=False)
     (x_train, y_train), (x_val, y_val) = data.labeled()
     model = Classifier(encoder, data.num_classes, mode=options["mode"], frozen_layers=options["frozen_layers"],

@@ -3,10 +3,15 @@ from .artifact import describe, load_autoencoder, load_encoder, save_autoencoder
 from .data import ArrayDataModule, BatchLoader, DigitsDataModule, MNISTDataModule, NpzDataModule
 from .encoder import Encoder, Preprocess
 from .errors import StrataError
+from .generative import AdversarialLayer, VariationalLayer, negative_elbo
 from .layer import AutoencoderLayer
+from .pictures import (embedding_scatter, latent_manifold, reconstruction_grid, sample_grid, save_pictures,
+                       weight_tiles)
 from .stack import DeepAutoencoder, pretrain_stack
 
 __all__ = [
+    "AdversarialLayer", "VariationalLayer", "embedding_scatter", "latent_manifold", "negative_elbo",
+    "reconstruction_grid", "sample_grid", "save_pictures", "weight_tiles",
     "ArrayDataModule", "AutoencoderLayer", "BatchLoader", "DeepAutoencoder", "DigitsDataModule", "Encoder",
     "MNISTDataModule", "NpzDataModule", "Preprocess", "StrataError", "describe", "load_autoencoder",
     "load_encoder", "pretrain_stack", "save_autoencoder", "save_encoder",

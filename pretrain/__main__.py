@@ -10,33 +10,53 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from .artifact import save_autoencoder
-from .config import CONF_DIR, build_data, layer_options, layer_sizes, positive_int, to_dict
+from .config import CONF_DIR, build_data, layer_options, layer_sizes, positive_int, positive_number, to_dict, trainer_options
 from .errors import StrataError, exit_on_strata_error
+from .generative import VariationalLayer, negative_elbo
+from .pictures import save_pictures
 from .stack import pretrain_stack
 
 
 def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
-    """Pretrain as `cfg` says and write `<artifact>/` and `metrics.json` into `run_dir`; returns the artifact path."""
+    """Pretrain as `cfg` says and write `<artifact>/`, `metrics.json` and (with `pictures: true`) the PNGs in
+    `<artifact>_pictures/` into `run_dir`; returns the artifact path."""
     resolved = to_dict(cfg)
     model = resolved["model"]
     sizes = layer_sizes(model["layers"])
     epochs = positive_int(model["epochs"], "model.epochs")
+    batch_size = positive_int(model["batch_size"], "model.batch_size")
+    end_to_end_epochs = positive_int(model["end_to_end_epochs"], "model.end_to_end_epochs", allow_zero=True)
+    end_to_end_lr = None if model["end_to_end_lr"] is None else positive_number(model["end_to_end_lr"], "model.end_to_end_lr")
     options = layer_options(resolved["autoencoder"], model)
-    artifact = run_dir / str(resolved["artifact"])
-    if artifact.exists():
-        raise StrataError(f"{artifact} already exists: an earlier artifact is never overwritten (set artifact=<new name>)")
-    pl.seed_everything(resolved["seed"], workers=True, verbose=False)
+    seed = positive_int(resolved["seed"], "seed", allow_zero=True)
+    trainer = trainer_options(resolved["trainer"])
+    name = str(resolved["artifact"])
+    if Path(name).name in ("", ".", "..") or Path(name).is_absolute():
+        raise StrataError(f"artifact={name!r} is not a folder name (the artifact is written into the run directory {run_dir})")
+    artifact = run_dir / name
+    if not isinstance(resolved.get("pictures", False), bool):
+        raise StrataError(f"pictures={resolved['pictures']!r} is not true or false")
+    pictures = run_dir / f"{artifact.name}_pictures" if resolved.get("pictures", False) else None
+    earlier = [path for path in (artifact, run_dir / "metrics.json", pictures) if path is not None and path.exists()]
+    if earlier:
+        raise StrataError(f"{', '.join(map(str, earlier))}: an earlier run's results are never overwritten "
+                          "(choose another hydra.run.dir)")
+    pl.seed_everything(seed, workers=True, verbose=False)
     data = build_data(cfg)
     result = pretrain_stack(
-        data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs,
-        batch_size=positive_int(model["batch_size"], "model.batch_size"), trainer_options=resolved["trainer"],
-        seed=resolved["seed"], end_to_end_epochs=positive_int(model["end_to_end_epochs"], "model.end_to_end_epochs", allow_zero=True),
-        end_to_end_lr=model["end_to_end_lr"], log_dir=str(run_dir))
+        data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs, batch_size=batch_size,
+        trainer_options=trainer, seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr,
+        log_dir=str(run_dir))
     metrics = {"data": data.describe(), "n_train": len(data.unlabeled()), **result.metrics}
+    if isinstance(result.model.layers[-1], VariationalLayer):  # the whole model's -ELBO in nats per example, training inputs
+        metrics["neg_elbo_train"] = negative_elbo(result.model, data.unlabeled(), seed=seed)
     if pl.utilities.rank_zero_only.rank == 0:
         save_autoencoder(result.model, artifact, config=resolved, metrics=metrics)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         print(f"pretrained {data.input_dim}-{'-'.join(map(str, sizes))} on {data.describe()}; artifact: {artifact}")
+        if pictures is not None:  # from training inputs only (labels colour the embedding)
+            written = save_pictures(result.model, data.unlabeled(), data.y_train, pictures, seed=seed)
+            print(f"pictures ({', '.join(written)}): {pictures}")
     return artifact
 
 

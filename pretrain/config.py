@@ -1,24 +1,37 @@
 """Turning a composed Hydra config into objects, with checks that name the offending field."""
 from __future__ import annotations
 
+import inspect
 import json
+import math
+import numbers
+import types
+import typing
 from pathlib import Path
 
+import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from .data import ArrayDataModule
 from .errors import StrataError
-from .layer import LAYER_KINDS
+from .layer import LAYER_KINDS, OPTIMIZERS
+from .training import make_trainer
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+MODEL_FIELDS = ("optimizer", "lr", "weight_decay")  # the layers' training settings, from the model group
+STAGE_TRAINER_ARGS = ("max_epochs", "logger", "callbacks")  # make_trainer sets these for each stage
+TYPE_NAMES = {bool: "true or false", float: "a number", int: "an integer", str: "a string", type(None): "null"}
 
 
 def to_dict(cfg: DictConfig) -> dict:
     try:
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        raise StrataError(f"config: {err.full_key} has no value (set it on the command line: {err.full_key}=...)") from None
     except OmegaConfBaseException as err:
         raise StrataError(f"config: {err.msg if hasattr(err, 'msg') else err}".splitlines()[0]) from None
 
@@ -53,17 +66,93 @@ def layer_sizes(value, field: str = "model.layers") -> list[int]:
 
 
 def positive_int(value, field: str, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+    if not fits(value, int) or value < (0 if allow_zero else 1):
         raise StrataError(f"{field}={value!r} is not a {'non-negative' if allow_zero else 'positive'} integer")
-    return value
+    return int(value)
+
+
+def positive_number(value, field: str, allow_zero: bool = False) -> float:
+    if not fits(value, float) or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise StrataError(f"{field}={value!r} is not a {'non-negative' if allow_zero else 'positive'} number")
+    return float(value)
 
 
 def layer_options(autoencoder: dict, model: dict) -> dict:
     """The layer's `kind` and its class's keyword arguments, from the `autoencoder` and `model` config groups."""
     options = dict(autoencoder)
+    check_layer_fields(options, "autoencoder")
+    if isinstance(options.get("below"), dict):
+        check_layer_fields(dict(options["below"]), "autoencoder.below")
+    if model["optimizer"] not in OPTIMIZERS:
+        raise StrataError(f"model.optimizer={model['optimizer']!r} is not one of {', '.join(OPTIMIZERS)}")
+    options["optimizer"] = model["optimizer"]
+    options["lr"] = positive_number(model["lr"], "model.lr")
+    options["weight_decay"] = positive_number(model["weight_decay"], "model.weight_decay", allow_zero=True)
+    return options
+
+
+def check_layer_fields(options: dict, field: str) -> None:
+    """Every field of `options` is a keyword of its kind's layer class, of the type that keyword is annotated with.
+
+    Sets `kind` (default "deterministic"). The classes check the values' ranges; this catches what they cannot
+    (a misspelt field, `tied=maybe`, a string where a number belongs) before any training starts.
+    """
     kind = options.setdefault("kind", "deterministic")
     if kind not in LAYER_KINDS:
-        raise StrataError(f"autoencoder.kind={kind!r} is not one of {', '.join(LAYER_KINDS)}")
-    for key in ("optimizer", "lr", "weight_decay"):
-        options[key] = model[key]
+        raise StrataError(f"{field}.kind={kind!r} is not one of {', '.join(LAYER_KINDS)}")
+    accepted = {k: v for k, v in layer_keywords(LAYER_KINDS[kind]).items() if k not in MODEL_FIELDS}
+    for key, value in options.items():
+        if key in ("kind", "below"):
+            continue
+        if key in MODEL_FIELDS:
+            raise StrataError(f"{field}.{key}: the optimizer settings of every layer come from model.{key}; set that instead")
+        if key not in accepted:
+            raise StrataError(f"{field}.{key} is not an option of autoencoder kind {kind!r} (its options: {', '.join(sorted(accepted))})")
+        allowed = typing.get_args(accepted[key]) if isinstance(accepted[key], types.UnionType) else (accepted[key],)
+        if not any(fits(value, t) for t in allowed):
+            expected = " or ".join(TYPE_NAMES.get(t, t.__name__) for t in allowed)
+            raise StrataError(f"{field}.{key}={value!r} is not {expected}")
+
+
+def layer_keywords(cls) -> dict[str, type]:
+    """The keyword arguments a layer class takes (following `**options` up to its base classes) and their annotated types."""
+    keywords = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        init = vars(klass)["__init__"]
+        hints = typing.get_type_hints(init)
+        parameters = inspect.signature(init).parameters.values()
+        for p in parameters:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "n_in", "n_hidden", "init_seed"):
+                keywords.setdefault(p.name, hints.get(p.name, object))
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return keywords
+
+
+def fits(value, annotation) -> bool:
+    """isinstance, where a float field takes any real number (an int, a numpy scalar), an int field any integer,
+    and true/false is not a number."""
+    if annotation in (float, int) and isinstance(value, bool):
+        return False
+    abstract = {float: numbers.Real, int: numbers.Integral}.get(annotation, typing.get_origin(annotation) or annotation)
+    if annotation is typing.Any or not isinstance(abstract, type):
+        return True  # an annotation isinstance cannot check
+    return isinstance(value, abstract)
+
+
+def trainer_options(options: dict) -> dict:
+    """The `trainer` config group, checked by building a Trainer from it: a misspelt or invalid argument fails here,
+    before any data is loaded, with the field named."""
+    accepted = inspect.signature(pl.Trainer.__init__).parameters
+    for key in options:
+        if key in STAGE_TRAINER_ARGS:
+            raise StrataError(f"trainer.{key} is set by strata for each stage (the epochs by model.epochs); remove it")
+        if key not in accepted:
+            raise StrataError(f"trainer.{key} is not an argument of pytorch_lightning.Trainer")
+    try:
+        make_trainer(options, 1, "check", None, "check")
+    except (TypeError, ValueError, ImportError, RuntimeError, MisconfigurationException) as err:
+        raise StrataError(f"trainer: {str(err).splitlines()[0]}") from None
     return options

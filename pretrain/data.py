@@ -30,7 +30,8 @@ class BatchLoader:
     every rank draws the same permutation and keeps its own interleaved share of it.
     """
 
-    def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False,
+                 min_batches: int = 0):
         if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
             raise ValueError("BatchLoader needs tensors of one common length")
         self.tensors = tensors
@@ -38,6 +39,7 @@ class BatchLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.min_batches = min_batches  # a small labeled set is cycled so that a pass has at least this many batches
         self.passes = 0
 
     @staticmethod
@@ -48,18 +50,20 @@ class BatchLoader:
 
     def _indices(self) -> torch.Tensor:
         n = len(self.tensors[0])
+        repeats = max(1, -(-self.min_batches * self.batch_size // n))
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.passes)
-            order = torch.randperm(n, generator=g)
+            order = torch.cat([torch.randperm(n, generator=g) for _ in range(repeats)])
         else:
-            order = torch.arange(n)
+            order = torch.arange(n).repeat(repeats)
+        n = len(order)
         rank, world = self._rank_and_world()
         if world > 1:
             order = order[: n - n % world][rank::world]  # equal shares, so ranks step together
         return order
 
     def __len__(self) -> int:
-        n = len(self._indices()) if self._rank_and_world()[1] > 1 else len(self.tensors[0])
+        n = len(self._indices())
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
@@ -91,6 +95,17 @@ def balanced_indices(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return out[torch.randperm(len(out), generator=g)]
 
 
+def dealt_by_class(y: torch.Tensor) -> torch.Tensor:
+    """Positions of `y` dealt out class by class, round-robin (the larger classes first in each round, ties in the
+    given order), so that a first part of them and the rest are both as balanced across classes as `y` allows."""
+    _, inverse, counts = torch.unique(y, return_inverse=True, return_counts=True)
+    rank = torch.zeros_like(inverse)  # each position's place among the members of its class
+    for c in range(len(counts)):
+        rank[inverse == c] = torch.arange(int(counts[c]))
+    key = rank * (len(y) + 1) + (counts.max() - counts[inverse])
+    return torch.sort(key, stable=True).indices
+
+
 def fit_scaling(x: torch.Tensor, scaling: str, pixel_max: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-feature (shift, scale) fitted on training inputs: unit maps pixels to [0,1], standard to zero mean, unit variance."""
     d = x.shape[1]
@@ -105,12 +120,31 @@ def fit_scaling(x: torch.Tensor, scaling: str, pixel_max: float | None = None) -
     raise StrataError(f"data.scaling={scaling!r} is not one of {', '.join(SCALINGS)}")
 
 
-def _check_array(name: str, x: np.ndarray, source: str) -> None:
-    if x.size == 0 or len(x) == 0:
+def _check_inputs(name: str, x: np.ndarray, source: str) -> None:
+    """Inputs: one row per example, at least one example and one feature, real finite numbers."""
+    if x.ndim == 0:
+        raise StrataError(f"{source}: {name} is a single number (expected an array with one row per example)")
+    if len(x) == 0:
         raise StrataError(f"{source}: {name} is empty (expected at least one example)")
+    if x.size == 0:
+        raise StrataError(f"{source}: {name} has shape {x.shape}: no features (expected at least one value per example)")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating) or x.dtype == bool):
+        raise StrataError(f"{source}: {name} has dtype {x.dtype} (expected real numbers)")
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).sum())
         raise StrataError(f"{source}: {name} holds {bad} NaN or infinite values (expected finite numbers)")
+
+
+def _check_labels(name: str, y: np.ndarray, n: int, source: str) -> None:
+    """Labels: one class index (an integer >= 0) per example."""
+    if y.ndim != 1:
+        raise StrataError(f"{source}: {name} has shape {y.shape} (expected one class index per example, shape ({n},))")
+    if len(y) != n:
+        split = name.split("_")[1]
+        raise StrataError(f"{source}: {n} {split} inputs but {len(y)} {split} labels (expected equal counts)")
+    numeric = np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating) or y.dtype == bool
+    if not numeric or not np.isfinite(y).all() or (y != np.round(y)).any() or (y < 0).any():
+        raise StrataError(f"{source}: {name} holds values that are not class indices (expected integers 0, 1, 2, ...)")
 
 
 class ArrayDataModule(pl.LightningDataModule):
@@ -155,14 +189,14 @@ class ArrayDataModule(pl.LightningDataModule):
         x_train, y_train, x_test, y_test = self._load()
         source = self.describe()
         for name, arr in (("x_train", x_train), ("x_test", x_test)):
-            _check_array(name, arr, source)
+            _check_inputs(name, arr, source)
         x_train = x_train.reshape(len(x_train), -1)
         x_test = x_test.reshape(len(x_test), -1)
         if x_train.shape[1] != x_test.shape[1]:
             raise StrataError(f"{source}: x_train has {x_train.shape[1]} features per example but x_test has {x_test.shape[1]}")
-        for xs, ys, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
-            if ys is not None and len(ys) != len(xs):
-                raise StrataError(f"{source}: {len(xs)} {split} inputs but {len(ys)} {split} labels (expected equal counts)")
+        for name, ys, xs in (("y_train", y_train, x_train), ("y_test", y_test, x_test)):
+            if ys is not None:
+                _check_labels(name, np.asarray(ys), len(xs), source)
         self.x_train = torch.as_tensor(np.ascontiguousarray(x_train), dtype=torch.float32)
         self.y_train = None if y_train is None else torch.as_tensor(np.asarray(y_train), dtype=torch.long)
         self.x_test = torch.as_tensor(np.ascontiguousarray(x_test), dtype=torch.float32)
@@ -220,7 +254,8 @@ class ArrayDataModule(pl.LightningDataModule):
             k = max(1, int(round(self.val_fraction * len(train_idx))))
             if k >= len(train_idx):
                 raise StrataError(f"data.val_fraction={self.val_fraction} of {len(train_idx)} labels leaves nothing to train on")
-            val_idx, train_idx = train_idx[:k], train_idx[k:]
+            dealt = dealt_by_class(self.y_train[train_idx])  # stratified: no class loses all its training labels
+            val_idx, train_idx = train_idx[dealt[:k].sort().values], train_idx[dealt[k:].sort().values]
         if len(val_idx) == 0:
             raise StrataError(f"{self.describe()}: the validation split is empty (set data.val_size > 0 or data.val_from=labels)")
         return (self.x_train[train_idx], self.y_train[train_idx]), (self.x_train[val_idx], self.y_train[val_idx])
@@ -288,7 +323,14 @@ class MNISTDataModule(ArrayDataModule):
     def _load(self):
         if not self.root.is_dir():
             raise StrataError(f"data.root={self.root}: no such folder (expected the four MNIST IDX files in it)")
-        arrays = {key: read_idx(find_mnist_file(self.root, stem)) for key, stem in MNIST_FILES.items()}
+        arrays = {}
+        for key, stem in MNIST_FILES.items():
+            path = find_mnist_file(self.root, stem)
+            arrays[key] = read_idx(path)
+            expected = 3 if key.startswith("x") else 1
+            if arrays[key].ndim != expected:
+                raise StrataError(f"{path}: holds an array of shape {arrays[key].shape}, expected "
+                                  f"{'images (count, rows, columns)' if expected == 3 else 'labels (count,)'}")
         return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
 
     def describe(self) -> str:
@@ -319,9 +361,6 @@ class NpzDataModule(ArrayDataModule):
         missing = [k for k in ("x_train", "x_test", "y_test") if k not in arrays]
         if missing:
             raise StrataError(f"data.path={self.path}: missing array(s) {', '.join(missing)} (found {', '.join(arrays) or 'none'})")
-        for key in ("x_train", "x_test"):
-            if not (np.issubdtype(arrays[key].dtype, np.number) or arrays[key].dtype == bool):
-                raise StrataError(f"data.path={self.path}: {key} has dtype {arrays[key].dtype}, expected numbers")
         if self._auto and np.issubdtype(arrays["x_train"].dtype, np.integer):
             self.scaling = "unit"
         return arrays["x_train"], arrays.get("y_train"), arrays["x_test"], arrays["y_test"]

@@ -6,14 +6,18 @@ stack, encoder and mirrored decoder, on the data.
 """
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from .data import BatchLoader
 from .encoder import Encoder, Preprocess
+from .errors import StrataError
+from .generative import stack_layer_options
 from .layer import LAYER_KINDS, AutoencoderLayer, TracksReconstruction, make_optimizer, reconstruction_loss
 from .regularizers import corrupt
 from .training import make_trainer
@@ -50,8 +54,21 @@ class DeepAutoencoder(TracksReconstruction):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        x_hat = self.layers[0].output(self.decode_logits(self.embed(x)))
+        return self.decode(self.embed(x))
+
+    @torch.no_grad()
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """Top-layer codes -> the whole mirrored decoder -> the raw input space."""
+        x_hat = self.layers[0].output(self.decode_logits(h))
         return x_hat * self.preprocess.scale + self.preprocess.shift
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """n new examples in the raw input space: codes from a generative top layer's prior, decoded."""
+        top = self.layers[-1]
+        if not hasattr(top, "sample_prior"):
+            raise StrataError(f"sampling needs a generative top layer (autoencoder=vae or adversarial), this one is {top.kind!r}")
+        return self.decode(top.sample_prior(n, torch.Generator().manual_seed(seed) if seed is not None else None))
 
     def encoder(self) -> Encoder:
         """The feature extractor, sharing this model's encoder weights."""
@@ -77,8 +94,21 @@ class StackResult:
 
 @torch.no_grad()
 def encode_in_chunks(layer: AutoencoderLayer, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """The layer's codes of all of `x`, written chunk by chunk into one tensor (no second copy to concatenate)."""
     layer.eval()
-    return torch.cat([layer.encode(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+    first = layer.encode(x[:chunk])
+    codes = first.new_empty((len(x), *first.shape[1:]))
+    codes[: len(first)] = first
+    for i in range(chunk, len(x), chunk):
+        codes[i : i + chunk] = layer.encode(x[i : i + chunk])
+    return codes
+
+
+def release(module: pl.LightningModule) -> None:
+    """Detach a finished Trainer from the module and free it now: its data loader holds the stage's inputs
+    (a full copy of the data or codes), which the returned model would otherwise keep alive."""
+    module.trainer = None
+    gc.collect()  # the Trainer and its loops reference each other, so only the cycle collector frees them
 
 
 def in_unit_interval(x: torch.Tensor) -> bool:
@@ -94,10 +124,9 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
     a layer whose inputs lie in [0, 1] and squared error otherwise.
     """
     preprocess = Preprocess(shift, scale)
-    x = preprocess(x_raw)
-    inputs, layers, per_layer = x, [], []
-    for k, n_hidden in enumerate(sizes):
-        options = dict(layer_options)
+    inputs, layers, per_layer = preprocess(x_raw), [], []  # each layer's inputs are freed once its codes exist
+    for k, (n_hidden, options) in enumerate(zip(sizes, stack_layer_options(layer_options, len(sizes)))):
+        options = dict(options)
         layer_class = LAYER_KINDS[options.pop("kind", "deterministic")]
         if options.get("loss", "auto") == "auto":
             options["loss"] = "bce" if in_unit_interval(inputs) else "mse"
@@ -107,10 +136,14 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
         started = time.perf_counter()
         trainer.fit(layer, train_dataloaders=BatchLoader(inputs, batch_size=batch_size, seed=seed * 1000 + k))
         seconds = time.perf_counter() - started
+        del trainer
+        release(layer)
         per_layer.append({"layer": k + 1, "n_in": inputs.shape[1], "n_hidden": n_hidden, "loss": layer.loss_kind,
                           "recon_per_epoch": layer.history, "recon": layer.history[-1] if layer.history else None,
-                          "seconds": seconds, "samples_per_second": epochs * len(inputs) / seconds if seconds else None})
-        inputs = encode_in_chunks(layer, inputs)
+                          "seconds": seconds, "samples_per_second": epochs * len(inputs) / seconds if seconds else None,
+                          **(layer.curve_metrics() if hasattr(layer, "curve_metrics") else {})})
+        if k + 1 < len(sizes):  # the top layer's codes feed nothing here
+            inputs = encode_in_chunks(layer, inputs)
         layers.append(layer)
 
     model = DeepAutoencoder(preprocess, layers, optimizer=layer_options.get("optimizer", "adam"),
@@ -119,8 +152,14 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
     if end_to_end_epochs > 0:
         trainer = make_trainer(trainer_options, end_to_end_epochs, f"end-to-end ({len(sizes)} layers)", log_dir, "end_to_end")
         started = time.perf_counter()
-        trainer.fit(model, train_dataloaders=BatchLoader(x, batch_size=batch_size, seed=seed * 1000 + len(sizes)))
-        metrics["end_to_end"] = {"recon_per_epoch": model.history, "recon": model.history[-1] if model.history else None,
-                                 "seconds": time.perf_counter() - started}
+        # a generative top trains the whole model with its own objective (the ELBO; the adversarial game)
+        module = layers[-1].end_to_end(model) if hasattr(layers[-1], "end_to_end") else model
+        x = preprocess(x_raw)  # again: cheaper than keeping a copy through the greedy stage
+        trainer.fit(module, train_dataloaders=BatchLoader(x, batch_size=batch_size, seed=seed * 1000 + len(sizes)))
+        metrics["end_to_end"] = {"recon_per_epoch": module.history, "recon": module.history[-1] if module.history else None,
+                                 "seconds": time.perf_counter() - started,
+                                 **(module.curve_metrics() if hasattr(module, "curve_metrics") else {})}
+        del trainer
+        release(module)
     model.eval()
     return StackResult(model, metrics)

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 import warnings
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
@@ -12,19 +15,44 @@ from pytorch_lightning.loggers import CSVLogger
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*is deprecated.*",
-                ".*GPU available but not used.*", ".*isinstance.treespec, LeafSpec.*"):
+                ".*GPU available but not used.*", ".*isinstance.treespec, LeafSpec.*", ".*module.s. in eval mode at the start of training.*"):
     warnings.filterwarnings("ignore", message=pattern)
 
+_DEFAULT_THREADS = torch.get_num_threads()
 DEFAULT_TRAINER = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": True, "deterministic": True,
                    "enable_model_summary": False, "enable_checkpointing": False}
 
 
-class StageProgressBar(TQDMProgressBar):
-    """Lightning's progress bar, its description naming the stage: `layer 2/3 (1000->1000) epoch 4/10`."""
+SMALL_MODEL_WEIGHTS = 200_000
 
-    def __init__(self, label: str):
+
+def set_threads(model: torch.nn.Module, threads: int | str | None = "auto") -> None:
+    """Set torch's intra-op threads for training `model`: an int, None (torch's default) or "auto", which
+    uses one thread for small models (their matmuls are too small to split; extra threads only add
+    synchronisation, badly so on a busy machine) and torch's default otherwise."""
+    if threads == "auto":
+        small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_WEIGHTS
+        threads = 1 if small else None
+    torch.set_num_threads(threads if threads is not None else _DEFAULT_THREADS)
+
+
+class StageProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, its description naming the stage: `layer 2/3 (1000->1000) epoch 4/10`.
+
+    It redraws at most every `min_interval` seconds and on an epoch's last batch: Lightning's own bar writes
+    to the terminal twice after every batch, which can cost more than the training step itself.
+    """
+
+    def __init__(self, label: str, min_interval: float = 0.2):
         super().__init__()
-        self.label = label
+        self.label, self.min_interval = label, min_interval
+        self._drawn_at = -math.inf
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        now = time.monotonic()
+        if now - self._drawn_at >= self.min_interval or batch_idx + 1 == self.train_progress_bar.total:
+            self._drawn_at = now
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_train_epoch_start(self, trainer, *args) -> None:
         super().on_train_epoch_start(trainer, *args)
