@@ -22,8 +22,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from pretrain import DeepAutoencoder, Encoder, Preprocess, StrataError, pretrain_stack, save_autoencoder, save_encoder
-from pretrain.artifact import read_artifact
+from pretrain import Encoder, StrataError, pretrain_stack, save_autoencoder, save_encoder
+from pretrain.artifact import autoencoder_from_tensors, encoder_from_tensors, read_artifact
 from pretrain.config import layer_options, layer_sizes, positive_int
 from pretrain.data import fit_scaling
 from pretrain.layer import LAYER_KINDS
@@ -70,33 +70,6 @@ def compute_codes(encoder: Encoder, x, layers: str = "top", chunk_size: int = CH
     chunks = [module(torch.tensor(np.asarray(x[i : i + chunk_size]), dtype=dtype))
               for i in range(0, max(len(x), 1), chunk_size)]
     return torch.cat(chunks)
-
-
-def encoder_from_weights(specs: list[dict], weights: dict[str, torch.Tensor]) -> Encoder:
-    """An `Encoder` from artifact-style layer descriptions and tensors, in eval mode.
-
-    The linear layers are made without initialising them (`skip_init`), so building one draws nothing
-    from torch's random generator.
-    """
-    linears = []
-    for k, spec in enumerate(specs):
-        lin = nn.utils.skip_init(nn.Linear, spec["n_in"], spec["n_hidden"])
-        lin.load_state_dict({"weight": weights[f"layers.{k}.encoder.weight"], "bias": weights[f"layers.{k}.encoder.bias"]})
-        linears.append(lin)
-    preprocess = Preprocess(weights["preprocess.shift"], weights["preprocess.scale"])
-    return Encoder(preprocess, linears, [spec["activation"] for spec in specs]).eval()
-
-
-def autoencoder_from_weights(specs: list[dict], weights: dict[str, torch.Tensor]) -> DeepAutoencoder:
-    """The whole `DeepAutoencoder` (decoders included), in eval mode; torch's random state is left as it was."""
-    unknown = [spec.get("kind") for spec in specs if spec.get("kind", "deterministic") not in LAYER_KINDS]
-    if unknown:
-        raise FeatureError(f"layer kind {unknown[0]!r} is not one of {', '.join(LAYER_KINDS)}")
-    with torch.random.fork_rng(devices=[]):  # layer constructors initialise weights that are overwritten at once
-        layers = [LAYER_KINDS[spec.get("kind", "deterministic")].from_spec(spec) for spec in specs]
-    model = DeepAutoencoder(Preprocess(weights["preprocess.shift"], weights["preprocess.scale"]), layers)
-    model.load_state_dict(weights, strict=True)
-    return model.eval()
 
 
 class EncoderTransformer(TransformerMixin, BaseEstimator):
@@ -188,7 +161,7 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
         if not all(spec.get("decoder", False) for spec in self.layer_specs_):
             raise FeatureError(f"pretrained={self.pretrained}: holds an encoder only (no decoder weights), "
                                "so there is no reconstruction error to score")
-        model = autoencoder_from_weights(self.layer_specs_, self.weights_).double()
+        model = autoencoder_from_tensors(self.layer_specs_, self.weights_).double()
         total = 0.0
         for i in range(0, len(X), CHUNK_SIZE):
             x = torch.tensor(X[i : i + CHUNK_SIZE], dtype=torch.float64)
@@ -213,14 +186,14 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
     def to_encoder(self) -> Encoder:
         """The fitted encoder as a `pretrain.Encoder` (float32, eval mode): for export or another torch model."""
         check_is_fitted(self)
-        return encoder_from_weights(self.layer_specs_, self.weights_)
+        return encoder_from_tensors(self.layer_specs_, self.weights_)
 
     def save(self, path) -> Path:
         """Write the fitted model as a strata artifact (never overwriting one), loadable by `pretrain.load_encoder`."""
         check_is_fitted(self)
         config = {"source": f"{type(self).__module__}.{type(self).__name__}", "params": self.get_params()}
         if all(spec.get("decoder", False) for spec in self.layer_specs_):
-            model = autoencoder_from_weights(self.layer_specs_, self.weights_)
+            model = autoencoder_from_tensors(self.layer_specs_, self.weights_)
             return save_autoencoder(model, path, config=config, metrics=self.metrics_)
         return save_encoder(self.to_encoder(), path, config=config, metrics=self.metrics_)
 

@@ -1,6 +1,7 @@
 """`python -m pretrain`: greedy layer-wise pretraining, configured by conf/pretrain.yaml."""
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+from torch import nn
 
 from .artifact import save_autoencoder
 from .config import CONF_DIR, build_data, layer_options, layer_sizes, positive_int, positive_number, to_dict, trainer_options
@@ -15,6 +17,7 @@ from .errors import StrataError, exit_on_strata_error
 from .generative import VariationalLayer, negative_elbo
 from .pictures import save_pictures
 from .stack import pretrain_stack
+from .training import set_threads
 
 
 def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
@@ -29,6 +32,9 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     end_to_end_lr = None if model["end_to_end_lr"] is None else positive_number(model["end_to_end_lr"], "model.end_to_end_lr")
     options = layer_options(resolved["autoencoder"], model)
     seed = positive_int(resolved["seed"], "seed", allow_zero=True)
+    threads = resolved.get("threads", "auto")
+    if threads not in ("auto", None) and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
+        raise StrataError(f"threads={threads!r} is not auto, null or a positive number of threads")
     trainer = trainer_options(resolved["trainer"])
     name = str(resolved["artifact"])
     if Path(name).name in ("", ".", "..") or Path(name).is_absolute():
@@ -43,6 +49,8 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
                           "(choose another hydra.run.dir)")
     pl.seed_everything(seed, workers=True, verbose=False)
     data = build_data(cfg)
+    dims = [data.input_dim, *sizes]  # the encoder's weights, on the meta device (nothing allocated), size the thread choice
+    set_threads(nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in itertools.pairwise(dims))), threads)
     result = pretrain_stack(
         data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs, batch_size=batch_size,
         trainer_options=trainer, seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr,

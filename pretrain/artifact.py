@@ -93,49 +93,73 @@ def read_artifact(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     layers = description.get("layers")
     if not isinstance(layers, list) or not layers:
         raise StrataError(f"{path / CONFIG}: field 'layers' must be a non-empty list")
+    expected = {"preprocess.shift": (description.get("input_dim"),), "preprocess.scale": (description.get("input_dim"),)}
     for k, spec in enumerate(layers):
         if not isinstance(spec, dict) or spec.get("activation") not in ACTIVATIONS:
             raise StrataError(f"{path / CONFIG}: layers[{k}] is not a layer description with a known activation")
-        expected = {f"layers.{k}.encoder.weight": (spec["n_hidden"], spec["n_in"]), f"layers.{k}.encoder.bias": (spec["n_hidden"],)}
-        for key, shape in expected.items():
-            if key not in tensors:
-                raise StrataError(f"{path / WEIGHTS}: tensor {key} is missing")
-            if tuple(tensors[key].shape) != tuple(shape):
-                raise StrataError(f"{path / WEIGHTS}: tensor {key} has shape {tuple(tensors[key].shape)}, "
-                                  f"but {CONFIG} describes {tuple(shape)} (an artifact of a different architecture?)")
+        sizes = (spec.get("n_in"), spec.get("n_hidden"))
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+            raise StrataError(f"{path / CONFIG}: layers[{k}] has n_in={sizes[0]!r}, n_hidden={sizes[1]!r} (expected positive integers)")
+        feeder, fed = ("input_dim", description.get("input_dim")) if k == 0 else (f"layers[{k - 1}].n_hidden", layers[k - 1]["n_hidden"])
+        if spec["n_in"] != fed:
+            raise StrataError(f"{path / CONFIG}: layers[{k}].n_in={spec['n_in']}, but {feeder}={fed!r} (expected them equal)")
+        expected |= {f"layers.{k}.encoder.weight": (spec["n_hidden"], spec["n_in"]), f"layers.{k}.encoder.bias": (spec["n_hidden"],)}
+    for key, shape in expected.items():
+        if key not in tensors:
+            raise StrataError(f"{path / WEIGHTS}: tensor {key} is missing")
+        if tuple(tensors[key].shape) != tuple(shape):
+            raise StrataError(f"{path / WEIGHTS}: tensor {key} has shape {tuple(tensors[key].shape)}, "
+                              f"but {CONFIG} describes {tuple(shape)} (an artifact of a different architecture?)")
     return description, tensors
+
+
+def encoder_from_tensors(specs: list[dict], tensors: dict[str, torch.Tensor]) -> Encoder:
+    """An `Encoder` from artifact-style layer descriptions and tensors, in eval mode.
+
+    The linear layers are made without initialising them (`skip_init`), so building one draws nothing from
+    torch's random generator.
+    """
+    linears = []
+    for k, spec in enumerate(specs):
+        lin = nn.utils.skip_init(nn.Linear, spec["n_in"], spec["n_hidden"])
+        lin.load_state_dict({"weight": tensors[f"layers.{k}.encoder.weight"], "bias": tensors[f"layers.{k}.encoder.bias"]})
+        linears.append(lin)
+    preprocess = Preprocess(tensors["preprocess.shift"], tensors["preprocess.scale"])
+    return Encoder(preprocess, linears, [spec["activation"] for spec in specs]).eval()
+
+
+def autoencoder_from_tensors(specs: list[dict], tensors: dict[str, torch.Tensor], source: str = "artifact"):
+    """The whole `DeepAutoencoder` (decoders included), in eval mode; torch's random state is left as it was."""
+    from .stack import DeepAutoencoder
+
+    if not all(spec.get("decoder", False) for spec in specs):
+        raise StrataError(f"{source}: holds an encoder only (no decoder weights); use pretrain.load_encoder")
+    unknown = [s.get("kind") for s in specs if s.get("kind", "deterministic") not in LAYER_KINDS]
+    if unknown:
+        raise StrataError(f"{source}: layer kind {unknown[0]!r} is not one of {', '.join(LAYER_KINDS)}")
+    with torch.random.fork_rng(devices=[]):  # layer constructors initialise weights that are overwritten at once
+        try:
+            layers = [LAYER_KINDS[s.get("kind", "deterministic")].from_spec(s) for s in specs]
+        except KeyError as err:
+            raise StrataError(f"{source}: a layer description lacks the field {err}") from None
+    model = DeepAutoencoder(Preprocess(tensors["preprocess.shift"], tensors["preprocess.scale"]), layers)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise StrataError(f"{source}: weights do not match the described architecture ({err})") from None
+    return model.eval()
 
 
 def load_encoder(path: str | Path) -> Encoder:
     """The encoder of an artifact as a torch module (preprocessing included), in eval mode."""
     description, tensors = read_artifact(path)
-    preprocess = Preprocess(tensors["preprocess.shift"], tensors["preprocess.scale"])
-    linears = []
-    for k, spec in enumerate(description["layers"]):
-        lin = nn.Linear(spec["n_in"], spec["n_hidden"])
-        lin.load_state_dict({"weight": tensors[f"layers.{k}.encoder.weight"], "bias": tensors[f"layers.{k}.encoder.bias"]})
-        linears.append(lin)
-    encoder = Encoder(preprocess, linears, [spec["activation"] for spec in description["layers"]])
-    return encoder.eval()
+    return encoder_from_tensors(description["layers"], tensors)
 
 
 def load_autoencoder(path: str | Path):
     """The whole DeepAutoencoder (embed, reconstruct, and further training), in eval mode."""
-    from .stack import DeepAutoencoder
-
     description, tensors = read_artifact(path)
-    if not all(spec.get("decoder", False) for spec in description["layers"]):
-        raise StrataError(f"{path}: holds an encoder only (no decoder weights); use pretrain.load_encoder")
-    unknown = [s.get("kind") for s in description["layers"] if s.get("kind", "deterministic") not in LAYER_KINDS]
-    if unknown:
-        raise StrataError(f"{path}: layer kind {unknown[0]!r} is not one of {', '.join(LAYER_KINDS)}")
-    layers = [LAYER_KINDS[s.get("kind", "deterministic")].from_spec(s) for s in description["layers"]]
-    model = DeepAutoencoder(Preprocess(tensors["preprocess.shift"], tensors["preprocess.scale"]), layers)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as err:
-        raise StrataError(f"{path}: weights do not match the described architecture ({err})") from None
-    return model.eval()
+    return autoencoder_from_tensors(description["layers"], tensors, source=str(path))
 
 
 def describe(path: str | Path) -> dict:

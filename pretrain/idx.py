@@ -43,4 +43,4 @@ def read_idx(path: str | Path) -> np.ndarray:
     expected = math.prod(shape)
     if len(raw) - header != expected:
         raise StrataError(f"{path}: truncated or oversized IDX file: header says {shape} = {expected} bytes of data, file holds {len(raw) - header}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=header).reshape(shape)  # writable, as torch expects

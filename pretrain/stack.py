@@ -6,7 +6,6 @@ stack, encoder and mirrored decoder, on the data.
 """
 from __future__ import annotations
 
-import gc
 import time
 from dataclasses import dataclass, field
 
@@ -104,11 +103,12 @@ def encode_in_chunks(layer: AutoencoderLayer, x: torch.Tensor, chunk: int = 8192
     return codes
 
 
-def release(module: pl.LightningModule) -> None:
-    """Detach a finished Trainer from the module and free it now: its data loader holds the stage's inputs
-    (a full copy of the data or codes), which the returned model would otherwise keep alive."""
+def release(module: pl.LightningModule, loader: BatchLoader) -> None:
+    """Let go of a finished stage's data: the module drops its Trainer, and the loader, which the Trainer's
+    reference cycles keep alive until a full garbage collection, drops the stage's inputs (a whole copy of
+    the data or of the codes), so they are freed as soon as pretraining no longer needs them."""
     module.trainer = None
-    gc.collect()  # the Trainer and its loops reference each other, so only the cycle collector frees them
+    loader.tensors = ()
 
 
 def in_unit_interval(x: torch.Tensor) -> bool:
@@ -123,6 +123,7 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
     `layer_options` are the layer class's keyword arguments plus its `kind`; `loss="auto"` picks binary cross-entropy for
     a layer whose inputs lie in [0, 1] and squared error otherwise.
     """
+    torch.manual_seed(seed)  # corruption noise and sampling draw from torch's global generator: same seed, same run
     preprocess = Preprocess(shift, scale)
     inputs, layers, per_layer = preprocess(x_raw), [], []  # each layer's inputs are freed once its codes exist
     for k, (n_hidden, options) in enumerate(zip(sizes, stack_layer_options(layer_options, len(sizes)))):
@@ -134,10 +135,10 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
         label = f"layer {k + 1}/{len(sizes)} ({inputs.shape[1]}->{n_hidden})"
         trainer = make_trainer(trainer_options, epochs, label, log_dir, f"layer{k + 1}")
         started = time.perf_counter()
-        trainer.fit(layer, train_dataloaders=BatchLoader(inputs, batch_size=batch_size, seed=seed * 1000 + k))
+        loader = BatchLoader(inputs, batch_size=batch_size, seed=seed * 1000 + k)
+        trainer.fit(layer, train_dataloaders=loader)
         seconds = time.perf_counter() - started
-        del trainer
-        release(layer)
+        release(layer, loader)
         per_layer.append({"layer": k + 1, "n_in": inputs.shape[1], "n_hidden": n_hidden, "loss": layer.loss_kind,
                           "recon_per_epoch": layer.history, "recon": layer.history[-1] if layer.history else None,
                           "seconds": seconds, "samples_per_second": epochs * len(inputs) / seconds if seconds else None,
@@ -155,11 +156,11 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
         # a generative top trains the whole model with its own objective (the ELBO; the adversarial game)
         module = layers[-1].end_to_end(model) if hasattr(layers[-1], "end_to_end") else model
         x = preprocess(x_raw)  # again: cheaper than keeping a copy through the greedy stage
-        trainer.fit(module, train_dataloaders=BatchLoader(x, batch_size=batch_size, seed=seed * 1000 + len(sizes)))
+        loader = BatchLoader(x, batch_size=batch_size, seed=seed * 1000 + len(sizes))
+        trainer.fit(module, train_dataloaders=loader)
         metrics["end_to_end"] = {"recon_per_epoch": module.history, "recon": module.history[-1] if module.history else None,
                                  "seconds": time.perf_counter() - started,
                                  **(module.curve_metrics() if hasattr(module, "curve_metrics") else {})}
-        del trainer
-        release(module)
+        release(module, loader)
     model.eval()
     return StackResult(model, metrics)

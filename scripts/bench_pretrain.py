@@ -1,17 +1,19 @@
 """Speed of greedy pretraining: strata's real code path against a minimal plain-PyTorch loop, and the fp32 matmul peak.
 
-    python scripts/bench_pretrain.py                          # MNIST 784-1000-1000-1000, 2 epochs per layer, 2 repeats
+    python scripts/bench_pretrain.py                          # MNIST 784-1000-1000-1000, 2 epochs per layer, 3 repeats
     python scripts/bench_pretrain.py --epochs 1 --repeats 3 --batch-size 256 --layers 500,250
 
-Both sides train the `autoencoder=denoising` layer (sigmoid units, masking noise, BCE-with-logits decoder, Adam) on
-the same preprocessed MNIST training inputs, with the same initial weights, batch size and epochs; each layer trains
-on the codes of the layer below, computed once. strata runs as `python -m pretrain data=mnist autoencoder=denoising`
-would (`pretrain_stack` with the composed config, its Lightning Trainer and default trainer options, progress bar
-included); the plain loop is the few lines anyone would write by hand.
+Both sides train the classic denoising layer (sigmoid units, masking noise, BCE-with-logits decoder, Adam) on the
+same preprocessed MNIST training inputs, with the same initial weights, batch size and epochs; each layer trains on
+the codes of the layer below, computed once. strata runs as `python -m pretrain data=mnist autoencoder=denoising
+autoencoder.activation=sigmoid` would (`pretrain_stack` with the composed config, its Lightning Trainer and the
+default trainer options, progress bar included); the plain loop is the few lines anyone would write by hand, with
+the optimizer strata builds (Adam, fused kernel).
 
-Every run is a fresh worker process (its own max RSS, no state carried over). Runs alternate strata/plain, and each
-layer's time is the minimum over the repeats, which discounts bursts of load from other processes on a shared
-machine; the fp32 matmul peak is measured before and after the runs, best of both.
+Every run is a fresh worker process (its own max RSS, no state carried over). Runs alternate strata/plain, each
+starts once other processes leave the CPUs idle (or after --max-wait seconds), and each layer's time is the minimum
+over the repeats, which discounts bursts of load from other processes on a shared machine; the table reports the
+share of the CPUs others took during each run. The fp32 matmul peak is measured before and after the runs, best of both.
 
 FLOPs counted: the matrix products of a training step and nothing else, 2*B*n_in*n_hidden each: encoder forward,
 decoder forward, decoder input-gradient, decoder weight-gradient, encoder weight-gradient. That is 5, not the usual
@@ -38,12 +40,13 @@ RESULT_MARK = "BENCH_RESULT "
 
 # -- the two workers -------------------------------------------------------------------------------
 def compose_config(args) -> "DictConfig":  # noqa: F821 - omegaconf is imported lazily with hydra
-    """The config `python -m pretrain data=mnist autoencoder=denoising` composes, with this run's sizes."""
+    """The config `python -m pretrain data=mnist autoencoder=denoising autoencoder.activation=sigmoid` composes,
+    with this run's sizes: the classic stacked denoising autoencoder, sigmoid units and BCE throughout."""
     from hydra import compose, initialize_config_dir
 
     from pretrain.config import CONF_DIR
 
-    overrides = ["data=mnist", "autoencoder=denoising", f"data.root={args.root}", f"data.batch_size={args.batch_size}",
+    overrides = ["data=mnist", "autoencoder=denoising", "autoencoder.activation=sigmoid", f"data.root={args.root}", f"data.batch_size={args.batch_size}",
                  f"model.layers=[{','.join(map(str, args.layers))}]", f"model.epochs={args.epochs}", f"seed={args.seed}"]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose("pretrain", overrides=overrides)
@@ -78,8 +81,10 @@ def run_plain(args) -> dict:
     cfg = compose_config(args)
     resolved = to_dict(cfg)
     ae, model = resolved["autoencoder"], resolved["model"]
-    expected = {"activation": "sigmoid", "tied": False, "corruption": "mask", "sparsity": "none", "wta_rate": None}
-    if any(ae[k] != v for k, v in expected.items()) or model["optimizer"] != "adam" or model["weight_decay"] != 0:
+    expected = {"kind": "deterministic", "activation": "sigmoid", "tied": False, "corruption": "mask", "sparsity": "none",
+                "wta_rate": None}
+    if (any(ae[k] != v for k, v in expected.items()) or ae["loss"] not in ("auto", "bce") or model["optimizer"] != "adam"
+            or model["weight_decay"] != 0):
         raise SystemExit(f"the plain loop implements {expected} with Adam, not {ae} {model}")
     noise, lr = ae["noise"], model["lr"]
     torch.manual_seed(args.seed)
@@ -163,16 +168,53 @@ def flops_of(key: str, batch: int) -> float:
     return MATMULS_PER_STEP * 2 * batch * n_in * n_hidden
 
 
+# -- the machine's load ----------------------------------------------------------------------------
+def cpu_seconds() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine since boot, summed over CPUs (Linux /proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields) - idle) / hz, sum(fields) / hz
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_until_idle(max_wait: float, threshold: float = 0.1) -> None:
+    """Wait (up to max_wait seconds) for a second in which other processes keep the CPUs under 10% busy."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline:
+        before = cpu_seconds()
+        time.sleep(1.0)
+        after = cpu_seconds()
+        if before is None or after is None or (after[0] - before[0]) <= threshold * (after[1] - before[1]):
+            return
+    print(f"  (the machine is still busy after {max_wait:.0f} s of waiting; measuring anyway)", file=sys.stderr)
+
+
 # -- the driver ------------------------------------------------------------------------------------
 def run_worker(kind: str, args) -> dict:
+    """One fresh worker process; records the share of the CPUs that other processes took while it ran."""
     cmd = [sys.executable, __file__, "--worker", kind, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
            "--layers", ",".join(map(str, args.layers)), "--root", str(args.root), "--seed", str(args.seed)]
+    wait_until_idle(args.max_wait)
+    machine, own = cpu_seconds(), children_cpu_seconds()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"the {kind} worker failed (exit status {proc.returncode})")
-    return json.loads(lines[-1][len(RESULT_MARK):])
+    result = json.loads(lines[-1][len(RESULT_MARK):])
+    after = cpu_seconds()
+    if machine is not None and after is not None:
+        others = (after[0] - machine[0]) - (children_cpu_seconds() - own)
+        result["others_share"] = max(0.0, others / (after[1] - machine[1]))
+    return result
 
 
 def cpu_name() -> str:
@@ -230,10 +272,15 @@ def report(args, runs: dict, mm: dict, loads: tuple[float, float]) -> str:
         "Per layer: the time of the layer's training (strata: its `trainer.fit`, Lightning's set-up included). End to end: "
         "preprocessing, every layer, and the codes computed for the next layer.",
         f"Peak memory (process max RSS, ru_maxrss, MNIST data included): strata {rss['strata']:,.0f} MB, plain {rss['plain']:,.0f} MB.",
-        "All runs, seconds per layer: " + "; ".join(
-            f"{kind} " + " ".join("[" + ", ".join(f"{l['seconds']:.2f}" for l in r["layers"]) + "]" for r in rs) for kind, rs in runs.items()),
+        "All runs, seconds per layer (and the share of the CPUs other processes took meanwhile): " + "; ".join(
+            f"{kind} " + " ".join(run_summary(r) for r in rs) for kind, rs in runs.items()),
     ]
     return "\n".join(lines)
+
+
+def run_summary(run: dict) -> str:
+    others = f" ({run['others_share']:.0%})" if "others_share" in run else ""
+    return "[" + ", ".join(f"{layer['seconds']:.2f}" for layer in run["layers"]) + "]" + others
 
 
 def parse_args(argv=None):
@@ -242,7 +289,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=128, help="mini-batch size of both sides (default 128, conf/data/mnist.yaml's)")
     parser.add_argument("--layers", type=str, default="1000,1000,1000", help="hidden sizes, comma-separated (default 1000,1000,1000)")
     parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "mnist", help="folder of the MNIST IDX files")
-    parser.add_argument("--repeats", type=int, default=2, help="alternating runs per side; each layer's best counts (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs per side; each layer's best counts (default 3)")
+    parser.add_argument("--max-wait", type=float, default=30.0,
+                        help="before each run, wait up to this many seconds for other processes to leave the CPUs idle (default 30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", choices=("strata", "plain"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -253,6 +302,8 @@ def parse_args(argv=None):
     for name in ("epochs", "batch_size", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} is not a positive integer")
+    if args.max_wait < 0:
+        parser.error(f"--max-wait={args.max_wait} is negative")
     if not args.layers or min(args.layers) < 1:
         parser.error(f"--layers={args.layers} holds a size below 1")
     if args.worker is None and not args.root.is_dir():
@@ -267,12 +318,14 @@ def main(argv=None) -> None:
     dims = [784, *args.layers]
     shapes = list(dict.fromkeys(zip(dims[:-1], dims[1:])))  # each distinct layer shape once
     load_start = os.getloadavg()[0]
+    wait_until_idle(args.max_wait)
     mm = measure_mm(args.batch_size, shapes)
     runs = {"strata": [], "plain": []}
     for r in range(args.repeats):
         for kind in (("strata", "plain") if r % 2 == 0 else ("plain", "strata")):
             print(f"run {r + 1}/{args.repeats}: {kind} ...", file=sys.stderr, flush=True)
             runs[kind].append(run_worker(kind, args))
+    wait_until_idle(args.max_wait)
     mm = {key: min(s, t) for (key, s), t in zip(mm.items(), measure_mm(args.batch_size, shapes).values())}
     print(report(args, runs, mm, (load_start, os.getloadavg()[0])))
 

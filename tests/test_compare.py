@@ -16,7 +16,7 @@ from pretrain.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ["scratch", "frozen", "unfrozen", "partial"]
-TINY = ["model.epochs=2", "finetune.epochs=2", "trainer=fast", "progress=false"]
+TINY = ["model.layers=[128,64]", "model.epochs=2", "finetune.epochs=2", "trainer=fast", "progress=false"]
 N_FIT = 1221  # digits' training examples outside the validation pool
 
 

@@ -166,7 +166,7 @@ def test_same_seed_pretrains_the_same_encoder_as_the_pretrain_command(tmp_path):
                                              "model.layers=[16,8]", "autoencoder=denoising", "seed=5", "++pictures=false"])
     path = run_pretraining(cfg, tmp_path)
     data = build_data(cfg)
-    ours = EncoderTransformer(sizes=(16, 8), epochs=2, batch_size=cfg.data.batch_size, corruption="mask",
+    ours = EncoderTransformer(sizes=(16, 8), epochs=2, batch_size=cfg.data.batch_size, corruption="mask", activation=cfg.autoencoder.activation,
                               noise=cfg.autoencoder.noise, random_state=5, **DIGITS).fit(data.x_train.numpy())
     with torch.no_grad():
         np.testing.assert_allclose(ours.transform(data.x_test.numpy()), load_encoder(path)(data.x_test).numpy(), atol=1e-5)

@@ -138,7 +138,7 @@ def test_multirun_writes_metrics_for_every_job(artifact, tmp_path):
     assert frozen["parameters"] == scratch["parameters"] and frozen["trainable_parameters"] < scratch["trainable_parameters"]
 
 
-@pytest.mark.parametrize("autoencoder, activations", [("denoising", ["sigmoid", "sigmoid"]),
+@pytest.mark.parametrize("autoencoder, activations", [("denoising", ["relu", "relu"]), ("plain", ["sigmoid", "sigmoid"]),
                                                       ("wta", ["relu", "relu"]), ("vae", ["sigmoid", "linear"])])
 def test_scratch_without_an_artifact_builds_the_stack_pretraining_would(tmp_path, autoencoder, activations):
     run_finetuning(config(f"autoencoder={autoencoder}", "finetune.mode=scratch", "model.layers=[16,8]",
