@@ -10,7 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from pretrain import load_encoder
-from pretrain.config import CONF_DIR, build_data, layer_options, layer_sizes, to_dict
+from pretrain.config import CONF_DIR, build_data, layer_options, layer_sizes, positive_int, to_dict, trainer_options
+from pretrain.distributed import is_global_zero
 from pretrain.errors import StrataError, exit_on_strata_error
 from pretrain.generative import stack_layer_options
 from pretrain.layer import LAYER_KINDS
@@ -33,14 +34,18 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
         if (run_dir / name).exists():
             raise StrataError(f"{run_dir / name} already exists: an earlier result is never overwritten")
     check_options(options)
+    seed = positive_int(resolved["seed"], "seed", allow_zero=True)
+    trainer = trainer_options(resolved["trainer"])
     pretrained = load_encoder(resolved["pretrained"]) if resolved["pretrained"] else None
     data = build_data(cfg)
     sizes = layer_sizes(resolved["model"]["layers"])
     encoder = build_encoder(options["mode"], data, pretrained, sizes, scratch_activations(resolved, len(sizes)),
-                            seed=resolved["seed"], depth=options["depth"], source=f"pretrained={resolved['pretrained']}")
-    model, metrics = finetune_once(data, encoder, options, resolved["trainer"], seed=resolved["seed"], log_dir=str(run_dir),
+                            seed=seed, depth=options["depth"], source=f"pretrained={resolved['pretrained']}")
+    model, metrics = finetune_once(data, encoder, options, trainer, seed=seed, log_dir=str(run_dir),
                                    label=f"{options['mode']} labels={data.labels}", threads=resolved["threads"])
-    metrics = {"data": data.describe(), "pretrained": resolved["pretrained"], **metrics}
+    metrics = {"data": data.describe(), "pretrained": resolved["pretrained"], "budget": data.labels, **metrics}
+    if not is_global_zero():  # under DDP every rank holds the same model and metrics; rank 0 writes them
+        return metrics
     if resolved["save_encoder"]:
         save_classifier(model, run_dir, config=resolved, metrics=metrics)
     tmp = run_dir / ".metrics.json.tmp"  # written last and renamed into place: a metrics.json is a whole result

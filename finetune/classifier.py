@@ -88,7 +88,8 @@ class Classifier(pl.LightningModule):
         x, y = batch
         logits = self(x)
         self.val_metrics["accuracy"].update(logits, y)
-        self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True, batch_size=len(x))
+        # averaged over ranks under DDP, so that early stopping decides alike on every rank
+        self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True, batch_size=len(x), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self.log("val_acc", self.val_metrics["accuracy"].compute(), prog_bar=True)

@@ -6,11 +6,12 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 
-def classification_metrics(num_classes: int) -> MetricCollection:
+def classification_metrics(num_classes: int, sync: bool = True) -> MetricCollection:
+    """`sync`: under DDP, sum the counts of all ranks on compute (each rank saw its own share of the data)."""
     return MetricCollection({
-        "accuracy": MulticlassAccuracy(num_classes, average="micro"),
-        "f1_macro": MulticlassF1Score(num_classes, average="macro"),
-        "confusion_matrix": MulticlassConfusionMatrix(num_classes),
+        "accuracy": MulticlassAccuracy(num_classes, average="micro", sync_on_compute=sync),
+        "f1_macro": MulticlassF1Score(num_classes, average="macro", sync_on_compute=sync),
+        "confusion_matrix": MulticlassConfusionMatrix(num_classes, sync_on_compute=sync),
     })
 
 
@@ -24,7 +25,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, num_class
     """Metrics of `model` (logits out) on (x, y), in eval mode, as JSON-ready values plus `loss` (mean cross-entropy)."""
     was_training = model.training
     model.eval()
-    metrics = classification_metrics(num_classes)
+    metrics = classification_metrics(num_classes, sync=False)  # every rank evaluates all of x: nothing to add up
     loss = 0.0
     for i in range(0, len(x), batch_size):
         logits = model(x[i : i + batch_size])

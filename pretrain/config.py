@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from .data import ArrayDataModule
+from .distributed import check_launch
 from .errors import StrataError
 from .layer import LAYER_KINDS, OPTIMIZERS
 from .training import make_trainer
@@ -152,7 +153,8 @@ def trainer_options(options: dict) -> dict:
         if key not in accepted:
             raise StrataError(f"trainer.{key} is not an argument of pytorch_lightning.Trainer")
     try:
-        make_trainer(options, 1, "check", None, "check")
+        trainer = make_trainer(options, 1, "check", None, "check")
     except (TypeError, ValueError, ImportError, RuntimeError, MisconfigurationException) as err:
         raise StrataError(f"trainer: {str(err).splitlines()[0]}") from None
+    check_launch(trainer)
     return options

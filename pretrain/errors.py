@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 
 class StrataError(Exception):
@@ -10,7 +13,11 @@ class StrataError(Exception):
 
 
 def exit_on_strata_error(main):
-    """Wrap a command's entry point so a StrataError prints `error: ...` and exits with status 2."""
+    """Wrap a command's entry point so a StrataError prints `error: ...` and exits with status 2.
+
+    Lightning ends a fit that receives SIGTERM with a SystemExit of status 0; that becomes a message and
+    status 143 (128 + SIGTERM), so that a stopped run never looks like a finished one.
+    """
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
@@ -19,5 +26,8 @@ def exit_on_strata_error(main):
         except StrataError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
+        except SIGTERMException:
+            print("error: stopped by SIGTERM before the run finished", file=sys.stderr)
+            sys.exit(128 + signal.SIGTERM)
 
     return wrapped

@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from .checkpoint import NoCheckpoints, RunCheckpoints
 from .data import BatchLoader
 from .encoder import Encoder, Preprocess
 from .errors import StrataError
@@ -117,32 +118,45 @@ def in_unit_interval(x: torch.Tensor) -> bool:
 
 def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, sizes: list[int], layer_options: dict,
                    epochs: int, batch_size: int, trainer_options: dict | None = None, seed: int = 0,
-                   end_to_end_epochs: int = 0, end_to_end_lr: float | None = None, log_dir: str | None = None) -> StackResult:
+                   end_to_end_epochs: int = 0, end_to_end_lr: float | None = None, log_dir: str | None = None,
+                   checkpoints: RunCheckpoints | None = None) -> StackResult:
     """Pretrain layers of `sizes` greedily on `x_raw` (training inputs only), then optionally end to end.
 
     `layer_options` are the layer class's keyword arguments plus its `kind`; `loss="auto"` picks binary cross-entropy for
-    a layer whose inputs lie in [0, 1] and squared error otherwise.
+    a layer whose inputs lie in [0, 1] and squared error otherwise. `checkpoints` (pretrain.checkpoint) saves each stage
+    as it trains, and in a resumed run loads the finished layers and continues the stage that was in training.
     """
-    torch.manual_seed(seed)  # corruption noise and sampling draw from torch's global generator: same seed, same run
+    checkpoints = checkpoints or NoCheckpoints()
     preprocess = Preprocess(shift, scale)
     inputs, layers, per_layer = preprocess(x_raw), [], []  # each layer's inputs are freed once its codes exist
     for k, (n_hidden, options) in enumerate(zip(sizes, stack_layer_options(layer_options, len(sizes)))):
+        # corruption noise and sampling draw from torch's global generator, seeded for each stage: same seed, same
+        # run, and a resumed stage draws what it would have drawn in an uninterrupted run
+        torch.manual_seed(seed * 1000 + k)
         options = dict(options)
         layer_class = LAYER_KINDS[options.pop("kind", "deterministic")]
         if options.get("loss", "auto") == "auto":
             options["loss"] = "bce" if in_unit_interval(inputs) else "mse"
         layer = layer_class(inputs.shape[1], n_hidden, init_seed=seed * 1000 + k, **options)
-        label = f"layer {k + 1}/{len(sizes)} ({inputs.shape[1]}->{n_hidden})"
-        trainer = make_trainer(trainer_options, epochs, label, log_dir, f"layer{k + 1}")
-        started = time.perf_counter()
-        loader = BatchLoader(inputs, batch_size=batch_size, seed=seed * 1000 + k)
-        trainer.fit(layer, train_dataloaders=loader)
-        seconds = time.perf_counter() - started
-        release(layer, loader)
-        per_layer.append({"layer": k + 1, "n_in": inputs.shape[1], "n_hidden": n_hidden, "loss": layer.loss_kind,
-                          "recon_per_epoch": layer.history, "recon": layer.history[-1] if layer.history else None,
-                          "seconds": seconds, "samples_per_second": epochs * len(inputs) / seconds if seconds else None,
-                          **(layer.curve_metrics() if hasattr(layer, "curve_metrics") else {})})
+        stage = f"layer{k + 1}"
+        finished = checkpoints.finished(stage, layer)  # a resumed run loads a finished layer instead of training it
+        if finished is None:
+            label = f"layer {k + 1}/{len(sizes)} ({inputs.shape[1]}->{n_hidden})"
+            ckpt_path = checkpoints.resume_from(stage, layer)  # a resumed run continues a stage that was in training
+            trainer = make_trainer(trainer_options, epochs, label, log_dir, checkpoints.log_version(stage), **checkpoints.trainer_args(stage))
+            started = time.perf_counter()
+            loader = BatchLoader(inputs, batch_size=batch_size, seed=seed * 1000 + k)
+            trainer.fit(layer, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
+            seconds = time.perf_counter() - started
+            release(layer, loader)
+            start = checkpoints.started_at(stage)  # > 0: resumed at this epoch, and `seconds` covers the epochs after it
+            finished = {"layer": k + 1, "n_in": inputs.shape[1], "n_hidden": n_hidden, "loss": layer.loss_kind,
+                        "recon_per_epoch": layer.history, "recon": layer.history[-1] if layer.history else None,
+                        "seconds": seconds, "samples_per_second": (epochs - start) * len(inputs) / seconds if seconds else None,
+                        **({"resumed_at_epoch": start} if start else {}),
+                        **(layer.curve_metrics() if hasattr(layer, "curve_metrics") else {})}
+            checkpoints.save_finished(stage, layer, finished)
+        per_layer.append(finished)
         if k + 1 < len(sizes):  # the top layer's codes feed nothing here
             inputs = encode_in_chunks(layer, inputs)
         layers.append(layer)
@@ -151,15 +165,19 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
                             lr=end_to_end_lr or layer_options.get("lr", 1e-3), weight_decay=layer_options.get("weight_decay", 0.0))
     metrics = {"layers": per_layer}
     if end_to_end_epochs > 0:
-        trainer = make_trainer(trainer_options, end_to_end_epochs, f"end-to-end ({len(sizes)} layers)", log_dir, "end_to_end")
-        started = time.perf_counter()
+        torch.manual_seed(seed * 1000 + len(sizes))
         # a generative top trains the whole model with its own objective (the ELBO; the adversarial game)
         module = layers[-1].end_to_end(model) if hasattr(layers[-1], "end_to_end") else model
+        ckpt_path = checkpoints.resume_from("end_to_end", module)
+        trainer = make_trainer(trainer_options, end_to_end_epochs, f"end-to-end ({len(sizes)} layers)", log_dir,
+                               checkpoints.log_version("end_to_end"), **checkpoints.trainer_args("end_to_end"))
+        started = time.perf_counter()
         x = preprocess(x_raw)  # again: cheaper than keeping a copy through the greedy stage
         loader = BatchLoader(x, batch_size=batch_size, seed=seed * 1000 + len(sizes))
-        trainer.fit(module, train_dataloaders=loader)
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
+        start = checkpoints.started_at("end_to_end")
         metrics["end_to_end"] = {"recon_per_epoch": module.history, "recon": module.history[-1] if module.history else None,
-                                 "seconds": time.perf_counter() - started,
+                                 "seconds": time.perf_counter() - started, **({"resumed_at_epoch": start} if start else {}),
                                  **(module.curve_metrics() if hasattr(module, "curve_metrics") else {})}
         release(module, loader)
     model.eval()

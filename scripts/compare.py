@@ -2,6 +2,7 @@
 
     python scripts/compare.py                                   # digits, the defaults of conf/compare.yaml
     python scripts/compare.py data=mnist data.root=../shared/data/mnist budgets=[100,1000] seeds=[0]
+    python scripts/compare.py gather=multirun/finetune/<date>     # tabulate a sweep of `python -m finetune -m` jobs
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from finetune.compare import run_comparison
+from finetune.compare import gather_comparison, run_comparison
 from pretrain.__main__ import run_pretraining
 from pretrain.config import CONF_DIR
+from pretrain.distributed import is_global_zero
 from pretrain.errors import exit_on_strata_error
 
 
@@ -21,7 +23,12 @@ from pretrain.errors import exit_on_strata_error
 @exit_on_strata_error
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    run_comparison(cfg, run_dir, pretrain_fn=run_pretraining)
+    if cfg.get("gather"):
+        gather_comparison(cfg.gather, run_dir)
+    else:
+        run_comparison(cfg, run_dir, pretrain_fn=run_pretraining)
+    if not is_global_zero():
+        return
     print((run_dir / "report.md").read_text())
     print(f"results: {run_dir}/results.csv, report.md, accuracy_vs_labels.png")
 

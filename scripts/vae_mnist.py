@@ -10,7 +10,7 @@ options of conf/autoencoder/<variant>.yaml. Reported:
   mean and standard deviation over label draws; raw pixels as the baseline without pretraining.
 The regression's settings are fixed (standardised features, C=1); the test set chooses nothing.
 
-    python scripts/vae_mnist.py [--epochs 5] [--end-to-end-epochs 5] [--seeds 3] [--root ../shared/data/mnist]
+    python scripts/vae_mnist.py [--epochs 8] [--end-to-end-epochs 8] [--seeds 3] [--root ../shared/data/mnist]
 """
 from __future__ import annotations
 
@@ -65,8 +65,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parent.parent.parent / "shared/data/mnist"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[400, 20])
-    parser.add_argument("--epochs", type=int, default=5, help="per layer, greedy")
-    parser.add_argument("--end-to-end-epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=8, help="per layer, greedy")
+    parser.add_argument("--end-to-end-epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--labels", type=int, nargs="+", default=[100, 1000])

@@ -1,0 +1,26 @@
+"""Running strata's commands the way a user does: as a real process, or through the same Hydra main in this process
+(no start-up cost)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def run_process(*argv: str, cwd=REPO, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """`python <argv...>` in a fresh process, with one torch thread (small models, a busy 2-core machine)."""
+    return subprocess.run([sys.executable, *argv], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+
+
+def run_main(main, *argv: str, monkeypatch, capsys) -> tuple[int, str]:
+    """(exit status, stderr) of a command's Hydra `main` called with `argv` as its command line."""
+    monkeypatch.setattr(sys, "argv", ["strata", *argv])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    return code, capsys.readouterr().err
