@@ -6,9 +6,9 @@
 Both sides train the classic denoising layer (sigmoid units, masking noise, BCE-with-logits decoder, Adam) on the
 same preprocessed MNIST training inputs, with the same initial weights, batch size and epochs; each layer trains on
 the codes of the layer below, computed once. strata runs as `python -m pretrain data=mnist autoencoder=denoising
-autoencoder.activation=sigmoid` would (`pretrain_stack` with the composed config, its Lightning Trainer and the
-default trainer options, progress bar included); the plain loop is the few lines anyone would write by hand, with
-the optimizer strata builds (Adam, fused kernel).
+autoencoder.activation=sigmoid` would (its `run_pretraining` with the composed config: Lightning Trainer, default
+trainer options, progress bar, per-epoch checkpoints, CSV logs, the artifact); the plain loop is the few lines anyone
+would write by hand, with the optimizer strata builds (Adam, fused kernel).
 
 Every run is a fresh worker process (its own max RSS, no state carried over). Runs alternate strata/plain, each
 starts once other processes leave the CPUs idle (or after --max-wait seconds), and each layer's time is the minimum
@@ -28,6 +28,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,22 +54,18 @@ def compose_config(args) -> "DictConfig":  # noqa: F821 - omegaconf is imported 
 
 
 def run_strata(args) -> dict:
-    """strata's pretraining, as the CLI runs it (without writing the artifact)."""
-    import pytorch_lightning as pl
-
-    from pretrain.config import build_data, layer_options, to_dict
-    from pretrain.stack import pretrain_stack
+    """strata's pretraining exactly as `python -m pretrain` runs it (per-epoch checkpoints, CSV logs, the artifact),
+    in a temporary run directory."""
+    from pretrain.__main__ import run_pretraining
 
     cfg = compose_config(args)
-    resolved = to_dict(cfg)
-    pl.seed_everything(args.seed, workers=True, verbose=False)
-    data = build_data(cfg)
-    started = time.perf_counter()
-    result = pretrain_stack(data.unlabeled(), data.shift, data.scale, args.layers, layer_options(resolved["autoencoder"], resolved["model"]),
-                            epochs=args.epochs, batch_size=args.batch_size, trainer_options=resolved["trainer"], seed=args.seed)
-    total = time.perf_counter() - started
-    layers = [{"seconds": m["seconds"], "recon": m["recon"]} for m in result.metrics["layers"]]
-    return {"layers": layers, "total": total, "n": len(data.unlabeled())}
+    with tempfile.TemporaryDirectory() as run_dir:
+        started = time.perf_counter()
+        run_pretraining(cfg, Path(run_dir))
+        total = time.perf_counter() - started
+        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    layers = [{"seconds": m["seconds"], "recon": m["recon"]} for m in metrics["layers"]]
+    return {"layers": layers, "total": total, "n": metrics["n_train"]}
 
 
 def run_plain(args) -> dict:
@@ -88,10 +85,17 @@ def run_plain(args) -> dict:
         raise SystemExit(f"the plain loop implements {expected} with Adam, not {ae} {model}")
     noise, lr = ae["noise"], model["lr"]
     torch.manual_seed(args.seed)
-    data = build_data(cfg)
-    x_raw, batch = data.unlabeled(), args.batch_size
+    try:  # the threads strata's CLI picks for this model (torch's default for big ones, 1 for small ones)
+        from pretrain.training import set_threads
+    except ImportError:  # a strata from before thread choices: torch's default, as there
+        pass
+    else:
+        dims = [784, *args.layers]
+        set_threads(nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in zip(dims[:-1], dims[1:]))), resolved["threads"])
 
     started = time.perf_counter()
+    data = build_data(cfg)
+    x_raw, batch = data.unlabeled(), args.batch_size
     x = (x_raw - data.shift) / data.scale
     layers = []
     for k, n_hidden in enumerate(args.layers):
@@ -269,8 +273,9 @@ def report(args, runs: dict, mm: dict, loads: tuple[float, float]) -> str:
     rss = {kind: max(r["max_rss_mb"] for r in rs) for kind, rs in runs.items()}
     lines += [
         "",
-        "Per layer: the time of the layer's training (strata: its `trainer.fit`, Lightning's set-up included). End to end: "
-        "preprocessing, every layer, and the codes computed for the next layer.",
+        "Per layer: the time of the layer's training (strata: its `trainer.fit`, Lightning's set-up and the per-epoch "
+        "checkpoints included). End to end: loading MNIST, preprocessing, every layer, the codes for the next layer "
+        "(strata: and writing the artifact).",
         f"Peak memory (process max RSS, ru_maxrss, MNIST data included): strata {rss['strata']:,.0f} MB, plain {rss['plain']:,.0f} MB.",
         "All runs, seconds per layer (and the share of the CPUs other processes took meanwhile): " + "; ".join(
             f"{kind} " + " ".join(run_summary(r) for r in rs) for kind, rs in runs.items()),
