@@ -57,10 +57,10 @@ def reconstruction_loss(logits_or_values: torch.Tensor, target: torch.Tensor, lo
     For "bce" the first argument holds the decoder's logits (stable BCE-with-logits); for "mse" its outputs.
     """
     if loss == "bce":
-        per_feature = F.binary_cross_entropy_with_logits(logits_or_values, target, reduction="none")
+        total = F.binary_cross_entropy_with_logits(logits_or_values, target, reduction="sum")
     else:
-        per_feature = (logits_or_values - target) ** 2
-    return per_feature.sum(dim=1).mean()
+        total = F.mse_loss(logits_or_values, target, reduction="sum")
+    return total / len(target)
 
 
 class TracksReconstruction(pl.LightningModule):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import logging
 import math
 import time
@@ -49,6 +50,19 @@ def reuse_freed_memory() -> bool:
         return False
 
 
+@functools.cache
+def freeze_long_lived_objects() -> None:
+    """Exempt the objects that exist before the process's first Trainer (imported modules, the config, the data)
+    from the cycle collector's full scans.
+
+    A full collection walks every tracked object, some 450,000 once torch, Lightning and Hydra are imported:
+    0.2 s, and setting up a Trainer triggers one during its fit. Frozen objects are still freed by reference
+    counting; only garbage cycles among them would never be collected, so the garbage is collected first, once.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def set_threads(model: torch.nn.Module, threads: int | str | None = "auto") -> None:
     """Set torch's intra-op threads for training `model`: an int, None (torch's default) or "auto", which
     uses one thread for small models (their matmuls are too small to split; extra threads only add
@@ -85,6 +99,7 @@ class StageProgressBar(TQDMProgressBar):
 def make_trainer(options: dict | None, max_epochs: int, label: str, log_dir: str | None, version: str, **extra) -> pl.Trainer:
     """A Trainer from the config's `trainer` options; CSV logs go to `log_dir/logs/<version>` when given."""
     reuse_freed_memory()
+    freeze_long_lived_objects()
     kwargs = {**DEFAULT_TRAINER, **(options or {}), **extra}
     callbacks = list(kwargs.pop("callbacks", []))
     if kwargs.get("enable_progress_bar", True):

@@ -7,16 +7,9 @@ import torch
 
 from finetune.export import export_onnx, export_torchscript, write_new_file
 from finetune.features import compute_codes
-from pretrain import DigitsDataModule, StrataError, pretrain_stack
+from pretrain import StrataError, pretrain_stack
 
 BATCH_SIZES = (5, 64)  # neither is the batch of 2 the exporters trace with
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = DigitsDataModule()
-    data.setup()
-    return data
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from finetune.features import EncoderTransformer, FeatureError
-from pretrain import DigitsDataModule, StrataError, load_encoder, pretrain_stack, save_autoencoder, save_encoder
+from pretrain import StrataError, load_encoder, pretrain_stack, save_autoencoder, save_encoder
 
 FAST = {"enable_progress_bar": False}
 DIGITS = {"scaling": "unit", "pixel_max": 16.0}
@@ -27,13 +27,6 @@ def one_thread():
     with threadpool_limits(limits=1, user_api="blas"):
         yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = DigitsDataModule()
-    data.setup()
-    return data
 
 
 @pytest.fixture(scope="module")

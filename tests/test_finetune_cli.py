@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from finetune.__main__ import run_finetuning
 from finetune.classifier import load_classifier
-from pretrain import DigitsDataModule, NpzDataModule, StrataError, pretrain_stack, save_autoencoder
+from pretrain import NpzDataModule, StrataError, pretrain_stack, save_autoencoder
 from pretrain.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +37,6 @@ def with_tiny(overrides) -> list[str]:
 def finetune_cli(*overrides, multirun=False):
     command = [sys.executable, "-m", "finetune", *(["-m"] if multirun else []), *with_tiny(overrides)]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = DigitsDataModule()
-    data.setup()
-    return data
 
 
 @pytest.fixture(scope="module")

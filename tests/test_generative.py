@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from pretrain import DigitsDataModule, StrataError, load_autoencoder, load_encoder, pretrain_stack, save_autoencoder
+from pretrain import StrataError, load_autoencoder, load_encoder, pretrain_stack, save_autoencoder
 from pretrain.generative import (AdversarialLayer, VariationalLayer, gaussian_kl, negative_elbo, negative_log_likelihood,
                                  reparameterize, stack_layer_options)
 
@@ -26,13 +26,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = DigitsDataModule()
-    data.setup()
-    return data
 
 
 def train(digits, kind, sizes=(32, 2), epochs=8, end_to_end_epochs=8, seed=0, trainer=FAST, **extra):

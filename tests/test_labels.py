@@ -8,13 +8,6 @@ from pretrain import BatchLoader, DigitsDataModule, StrataError
 
 
 @pytest.fixture(scope="module")
-def digits():
-    data = DigitsDataModule()
-    data.setup()
-    return data
-
-
-@pytest.fixture(scope="module")
 def row_index(digits):
     """Raw image -> its position in x_train (digits has no two identical images), and the test images."""
     index = {tuple(row.tolist()): i for i, row in enumerate(digits.x_train)}
