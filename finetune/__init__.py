@@ -3,7 +3,7 @@ encoder as a feature extractor (scikit-learn, TorchScript, ONNX)."""
 from .classifier import Classifier, load_classifier, save_classifier
 from .export import export_onnx, export_torchscript
 from .features import EncoderTransformer, FeatureError, compute_codes
-from .run import build_encoder, finetune_once
+from .run import build_encoder, finetune_once, run_finetuning
 
 __all__ = ["Classifier", "EncoderTransformer", "FeatureError", "build_encoder", "compute_codes", "export_onnx",
-           "export_torchscript", "finetune_once", "load_classifier", "save_classifier"]
+           "export_torchscript", "finetune_once", "load_classifier", "run_finetuning", "save_classifier"]

@@ -3,16 +3,23 @@ validation split, then evaluate on validation and test (the test set is only eva
 from __future__ import annotations
 
 import copy
+import json
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig
 
-from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError
-from pretrain.config import positive_int
+from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError, load_encoder
+from pretrain.checkpoint import write_atomically
+from pretrain.config import build_data, layer_options, layer_sizes, positive_int, to_dict, trainer_options
+from pretrain.distributed import is_global_zero
+from pretrain.generative import stack_layer_options
+from pretrain.layer import LAYER_KINDS
 from pretrain.training import make_trainer, set_threads
 
-from .classifier import MODES, Classifier
+from .classifier import ENCODER, HEAD, MODES, Classifier, save_classifier
 from .metrics import evaluate
 
 
@@ -111,3 +118,39 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder, options: dict, traine
         "test": evaluate(model, x_test, y_test, data.num_classes),
     }
     return model, metrics
+
+
+def scratch_activations(resolved: dict, n_layers: int) -> list[str]:
+    """Each layer's activation in the stack that pretraining with this config builds, for scratch without an
+    artifact to copy (a generative top layer's code is linear; the layers under it follow autoencoder.below)."""
+    options = stack_layer_options(layer_options(resolved["autoencoder"], resolved["model"]), n_layers)
+    return [o.get("activation") or getattr(LAYER_KINDS[o.get("kind", "deterministic")], "activation", "sigmoid") for o in options]
+
+
+def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
+    """Fine-tune as `cfg` says (`python -m finetune` passes Hydra's config and run directory); writes metrics.json
+    and, with `save_encoder: true`, the classifier into `run_dir`; returns the metrics."""
+    resolved = to_dict(cfg)
+    options = resolved["finetune"]
+    for name in ("metrics.json", ENCODER, HEAD):
+        if (run_dir / name).exists():
+            raise StrataError(f"{run_dir / name} already exists: an earlier result is never overwritten")
+    check_options(options)
+    seed = positive_int(resolved["seed"], "seed", allow_zero=True)
+    trainer = trainer_options(resolved["trainer"])
+    pretrained = load_encoder(resolved["pretrained"]) if resolved["pretrained"] else None
+    data = build_data(cfg)
+    sizes = layer_sizes(resolved["model"]["layers"])
+    encoder = build_encoder(options["mode"], data, pretrained, sizes, scratch_activations(resolved, len(sizes)),
+                            seed=seed, depth=options["depth"], source=f"pretrained={resolved['pretrained']}")
+    model, metrics = finetune_once(data, encoder, options, trainer, seed=seed, log_dir=str(run_dir),
+                                   label=f"{options['mode']} labels={data.labels}", threads=resolved["threads"])
+    metrics = {"data": data.describe(), "pretrained": resolved["pretrained"], "budget": data.labels, **metrics}
+    if not is_global_zero():  # under DDP every rank holds the same model and metrics; rank 0 writes them
+        return metrics
+    if resolved["save_encoder"]:
+        save_classifier(model, run_dir, config=resolved, metrics=metrics)
+    write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2))  # last: a metrics.json is a whole result
+    print(f"{options['mode']}: {metrics['labels']} labels, test accuracy {metrics['test']['accuracy']:.4f}, "
+          f"macro F1 {metrics['test']['f1_macro']:.4f}; {run_dir / 'metrics.json'}")
+    return metrics

@@ -7,6 +7,7 @@ from .generative import AdversarialLayer, VariationalLayer, negative_elbo
 from .layer import AutoencoderLayer
 from .pictures import (embedding_scatter, latent_manifold, reconstruction_grid, sample_grid, save_pictures,
                        weight_tiles)
+from .run import run_pretraining
 from .stack import DeepAutoencoder, pretrain_stack
 
 __all__ = [
@@ -14,5 +15,5 @@ __all__ = [
     "reconstruction_grid", "sample_grid", "save_pictures", "weight_tiles",
     "ArrayDataModule", "AutoencoderLayer", "BatchLoader", "DeepAutoencoder", "DigitsDataModule", "Encoder",
     "MNISTDataModule", "NpzDataModule", "Preprocess", "StrataError", "describe", "load_autoencoder",
-    "load_encoder", "pretrain_stack", "save_autoencoder", "save_encoder",
+    "load_encoder", "pretrain_stack", "run_pretraining", "save_autoencoder", "save_encoder",
 ]

@@ -1,87 +1,15 @@
 """`python -m pretrain`: greedy layer-wise pretraining, configured by conf/pretrain.yaml."""
 from __future__ import annotations
 
-import itertools
-import json
-import sys
 from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from pytorch_lightning.utilities.exceptions import SIGTERMException
-from torch import nn
 
-from .artifact import save_autoencoder
-from .checkpoint import RunCheckpoints, write_atomically
-from .config import CONF_DIR, build_data, layer_options, layer_sizes, positive_int, positive_number, to_dict, trainer_options
-from .distributed import is_global_zero, wait_for_all
-from .errors import StrataError, exit_on_strata_error
-from .generative import VariationalLayer, negative_elbo
-from .pictures import save_pictures
-from .stack import pretrain_stack
-from .training import set_threads
-
-
-def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
-    """Pretrain as `cfg` says and write `<artifact>/`, `metrics.json` and (with `pictures: true`) the PNGs in
-    `<artifact>_pictures/` into `run_dir`; returns the artifact path."""
-    resolved = to_dict(cfg)
-    model = resolved["model"]
-    sizes = layer_sizes(model["layers"])
-    epochs = positive_int(model["epochs"], "model.epochs")
-    batch_size = positive_int(model["batch_size"], "model.batch_size")
-    end_to_end_epochs = positive_int(model["end_to_end_epochs"], "model.end_to_end_epochs", allow_zero=True)
-    end_to_end_lr = None if model["end_to_end_lr"] is None else positive_number(model["end_to_end_lr"], "model.end_to_end_lr")
-    options = layer_options(resolved["autoencoder"], model)
-    seed = positive_int(resolved["seed"], "seed", allow_zero=True)
-    threads = resolved.get("threads", "auto")
-    if threads not in ("auto", None) and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
-        raise StrataError(f"threads={threads!r} is not auto, null or a positive number of threads")
-    trainer = trainer_options(resolved["trainer"])
-    name = str(resolved["artifact"])
-    if Path(name).name in ("", ".", "..") or Path(name).is_absolute():
-        raise StrataError(f"artifact={name!r} is not a folder name (the artifact is written into the run directory {run_dir})")
-    artifact = run_dir / name
-    if not isinstance(resolved.get("pictures", False), bool):
-        raise StrataError(f"pictures={resolved['pictures']!r} is not true or false")
-    pictures = run_dir / f"{artifact.name}_pictures" if resolved.get("pictures", False) else None
-    resume = resolved.get("resume")
-    if resume is not None and (not isinstance(resume, str) or Path(resume).resolve() != run_dir.resolve()):
-        raise StrataError(f"resume={resume!r}: a run resumes in its own directory, but this one's is {run_dir} "
-                          "(give resume=<run dir> without hydra.run.dir, and not in a multirun)")
-    earlier = [path for path in (artifact, run_dir / "metrics.json", pictures) if path is not None and path.exists()]
-    if earlier:
-        raise StrataError(f"{', '.join(map(str, earlier))}: an earlier run's results are never overwritten "
-                          f"({'the run has finished' if resume else 'choose another hydra.run.dir'})")
-    checkpoints = RunCheckpoints(run_dir, resolved, resume=resume is not None)
-    pl.seed_everything(seed, workers=True, verbose=False)
-    data = build_data(cfg)
-    dims = [data.input_dim, *sizes]  # the encoder's weights, on the meta device (nothing allocated), size the thread choice
-    set_threads(nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in itertools.pairwise(dims))), threads)
-    try:
-        result = pretrain_stack(
-            data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs, batch_size=batch_size,
-            trainer_options=trainer, seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr,
-            log_dir=str(run_dir), checkpoints=checkpoints)
-    except SIGTERMException:
-        if is_global_zero():
-            print(f"the finished layers and the last finished epoch are checkpointed: resume with resume={run_dir}", file=sys.stderr)
-        raise
-    metrics = {"data": data.describe(), "n_train": len(data.unlabeled()), **result.metrics}
-    if isinstance(result.model.layers[-1], VariationalLayer):  # the whole model's -ELBO in nats per example, training inputs
-        metrics["neg_elbo_train"] = negative_elbo(result.model, data.unlabeled(), seed=seed)
-    if is_global_zero():
-        save_autoencoder(result.model, artifact, config=resolved, metrics=metrics)
-        write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-        print(f"pretrained {data.input_dim}-{'-'.join(map(str, sizes))} on {data.describe()}; artifact: {artifact}")
-        if pictures is not None:  # from training inputs only (labels colour the embedding)
-            written = save_pictures(result.model, data.unlabeled(), data.y_train, pictures, seed=seed)
-            print(f"pictures ({', '.join(written)}): {pictures}")
-        checkpoints.remove()  # the artifact holds the result now
-    wait_for_all()  # under DDP, the other ranks may read the artifact once this returns
-    return artifact
+from .config import CONF_DIR
+from .errors import exit_on_strata_error
+from .run import run_pretraining
 
 
 @hydra.main(config_path=CONF_DIR, config_name="pretrain", version_base="1.3")

@@ -7,8 +7,8 @@ Both sides train the classic denoising layer (sigmoid units, masking noise, BCE-
 same preprocessed MNIST training inputs, with the same initial weights, batch size and epochs; each layer trains on
 the codes of the layer below, computed once. strata runs as `python -m pretrain data=mnist autoencoder=denoising
 autoencoder.activation=sigmoid` would (its `run_pretraining` with the composed config: Lightning Trainer, default
-trainer options, progress bar, per-epoch checkpoints, CSV logs, the artifact); the plain loop is the few lines anyone
-would write by hand, with the optimizer strata builds (Adam, fused kernel).
+trainer options, progress bar, per-epoch checkpoints, CSV logs, the artifact; the pictures, a report, are off); the
+plain loop is the few lines anyone would write by hand, with the optimizer strata builds (Adam, fused kernel).
 
 Every run is a fresh worker process (its own max RSS, no state carried over). Runs alternate strata/plain, each
 starts once other processes leave the CPUs idle (or after --max-wait seconds), and each layer's time is the minimum
@@ -57,7 +57,7 @@ def compose_config(args) -> "DictConfig":  # noqa: F821 - omegaconf is imported 
 def run_strata(args) -> dict:
     """strata's pretraining exactly as `python -m pretrain` runs it (per-epoch checkpoints, CSV logs, the artifact),
     in a temporary run directory."""
-    from pretrain.__main__ import run_pretraining
+    from pretrain import run_pretraining
 
     cfg = compose_config(args)
     with tempfile.TemporaryDirectory() as run_dir:

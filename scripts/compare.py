@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from finetune.compare import gather_comparison, run_comparison
-from pretrain.__main__ import run_pretraining
+from pretrain import run_pretraining
 from pretrain.config import CONF_DIR
 from pretrain.distributed import is_global_zero
 from pretrain.errors import exit_on_strata_error

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from finetune.baselines import BASELINES, logistic_test_accuracy, unsupervised_features
 from finetune.compare import run_comparison
-from pretrain.__main__ import run_pretraining
+from pretrain import run_pretraining
 from pretrain.config import CONF_DIR, build_data, to_dict
 from pretrain.errors import exit_on_strata_error
 

@@ -5,9 +5,10 @@ Lightning starts rank 1 by running this same script again (with the run director
 import torch
 from safetensors.torch import save_file
 
-import pretrain.__main__ as cli
+import pretrain.run
+from pretrain.__main__ import main
 
-pretrain_stack = cli.pretrain_stack
+pretrain_stack = pretrain.run.pretrain_stack
 
 
 def probed(x_raw, *args, log_dir=None, **kwargs):
@@ -17,5 +18,5 @@ def probed(x_raw, *args, log_dir=None, **kwargs):
     return result
 
 
-cli.pretrain_stack = probed
-cli.main()
+pretrain.run.pretrain_stack = probed
+main()

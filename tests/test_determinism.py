@@ -9,8 +9,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
-from finetune.__main__ import run_finetuning
-from pretrain.__main__ import run_pretraining
+from finetune import run_finetuning
+from pretrain import run_pretraining
 from pretrain.config import CONF_DIR
 
 TIMINGS = ("seconds", "samples_per_second")

@@ -151,7 +151,7 @@ def test_same_seed_pretrains_the_same_encoder_as_the_pretrain_command(tmp_path):
     """EncoderTransformer(random_state=s) on the training inputs repeats `python -m pretrain seed=s`."""
     from hydra import compose, initialize_config_dir
 
-    from pretrain.__main__ import run_pretraining
+    from pretrain import run_pretraining
     from pretrain.config import CONF_DIR, build_data
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

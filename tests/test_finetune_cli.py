@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from finetune.__main__ import run_finetuning
+from finetune import run_finetuning
 from finetune.classifier import load_classifier
 from pretrain import NpzDataModule, StrataError, pretrain_stack, save_autoencoder
 from pretrain.config import CONF_DIR

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from matplotlib.image import imread
 
 from pretrain import DigitsDataModule, StrataError, pretrain_stack
-from pretrain.__main__ import run_pretraining
+from pretrain import run_pretraining
 from pretrain.config import CONF_DIR
 from pretrain.pictures import (DPI, GRID_SIZE, PAIR_SIZE, embedding_scatter, image_shape, latent_manifold, project_2d,
                                reconstruction_grid, sample_grid, save_pictures, tile, weight_tiles)

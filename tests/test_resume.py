@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from commands import run_process
 import pretrain.checkpoint as checkpoint
-from pretrain.__main__ import run_pretraining
+from pretrain import run_pretraining
 from pretrain.config import CONF_DIR
 from pretrain.errors import StrataError
 
