@@ -24,10 +24,11 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:.*isinstance.treespec, LeafSpec.*")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def one_thread():
-    """The whole suite runs torch on one thread: its models are small, and on a busy 2-core machine a second
-    thread makes them far slower (600 full-batch steps of a 64-4 layer: 0.4 s on one thread, 90 s on two)."""
+    """Every test starts with torch on one thread (whatever an earlier test's run chose): the suite's models are
+    small, and on a busy 2-core machine a second thread makes them far slower (600 full-batch steps of a 64-4
+    layer: 0.4 s on one thread, 90 s on two)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

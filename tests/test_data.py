@@ -2,7 +2,6 @@
 .npz, digits, the batch loader; and each kind of bad data refused with the file and the problem named."""
 import gzip
 import re
-import shutil
 
 import numpy as np
 import pytest

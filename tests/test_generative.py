@@ -19,15 +19,6 @@ def options(kind: str, **extra) -> dict:
             "optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, **extra}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is fastest and keeps the suite quick on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def train(digits, kind, sizes=(32, 2), epochs=8, end_to_end_epochs=8, seed=0, trainer=FAST, **extra):
     pl.seed_everything(seed, verbose=False)
     return pretrain_stack(digits.x_train, digits.shift, digits.scale, list(sizes), options(kind, **extra), epochs=epochs,

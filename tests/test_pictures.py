@@ -4,33 +4,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytorch_lightning as pl
-import torch
 from hydra import compose, initialize_config_dir
 from matplotlib.image import imread
 
-from pretrain import DigitsDataModule, StrataError, pretrain_stack
-from pretrain import run_pretraining
+from pretrain import StrataError, pretrain_stack, run_pretraining
 from pretrain.config import CONF_DIR
 from pretrain.pictures import (DPI, GRID_SIZE, PAIR_SIZE, embedding_scatter, image_shape, latent_manifold, project_2d,
                                reconstruction_grid, sample_grid, save_pictures, tile, weight_tiles)
 
 FAST = {"enable_progress_bar": False, "limit_train_batches": 5}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = DigitsDataModule()
-    data.setup()
-    return data
 
 
 def stack(digits, kind, sizes, x=None, shift=None, scale=None):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from commands import run_main
 from conftest import REPO
 from pretrain import describe, load_encoder
 from pretrain.__main__ import main
@@ -23,14 +24,8 @@ def run_subprocess(run_dir, *overrides):
 
 def run_in_process(run_dir, *overrides, monkeypatch, capsys) -> tuple[int, str]:
     """(exit status, stderr) of the Hydra main, run as `python -m pretrain` would run it."""
-    monkeypatch.setattr(sys, "argv", ["pretrain", "trainer=fast", "model.epochs=1", "pictures=false",
-                                      f"hydra.run.dir={run_dir}", *overrides])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit:
-        code = exit.code
-    return code, capsys.readouterr().err
+    return run_main(main, "trainer=fast", "model.epochs=1", "pictures=false", f"hydra.run.dir={run_dir}", *overrides,
+                    monkeypatch=monkeypatch, capsys=capsys)
 
 
 @pytest.fixture(scope="module")
