@@ -24,15 +24,23 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:.*isinstance.treespec, LeafSpec.*")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def one_thread():
-    """Every test starts with torch on one thread (whatever an earlier test's run chose): the suite's models are
-    small, and on a busy 2-core machine a second thread makes them far slower (600 full-batch steps of a 64-4
-    layer: 0.4 s on one thread, 90 s on two)."""
+    """The whole suite runs torch on one thread: its models are small, and on a busy 2-core machine a second
+    thread makes them far slower (600 full-batch steps of a 64-4 layer: 0.4 s on one thread, 90 s on two)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def back_to_one_thread(one_thread):
+    """A run under test picks its own threads (`threads=auto`); the next test, and the module fixtures set up
+    before it, start on one thread again."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
