@@ -5,6 +5,7 @@ Modes:
     frozen    pretrained encoder fixed (no gradients, eval mode); only the head learns
     unfrozen  pretrained encoder and head trained together
     partial   the lowest `frozen_layers` encoder layers fixed, the rest trained
+    semisup   unfrozen, and the encoder keeps denoising the unlabeled inputs (finetune/semisupervised.py)
 
 The encoder's learning rate is `lr * encoder_lr_scale` (discriminative rates); the head's is `lr`.
 """
@@ -26,7 +27,7 @@ from pretrain.layer import make_optimizer
 
 from .metrics import classification_metrics
 
-MODES = ("scratch", "frozen", "unfrozen", "partial")
+MODES = ("scratch", "frozen", "unfrozen", "partial", "semisup")
 HEADS = ("linear", "mlp")
 ENCODER, HEAD = "encoder", "head.safetensors"  # what a fine-tuning run directory holds beside metrics.json
 
@@ -44,8 +45,8 @@ class Classifier(pl.LightningModule):
                  head: str = "linear", head_hidden: int = 128, dropout: float = 0.0, input_dropout: float = 0.0,
                  optimizer: str = "adam", lr: float = 1e-3, encoder_lr_scale: float = 1.0, weight_decay: float = 0.0):
         super().__init__()
-        if mode not in MODES:
-            raise StrataError(f"finetune.mode={mode!r} is not one of {', '.join(MODES)}")
+        if mode not in MODES or mode == "semisup":  # semisup: SemiSupervisedClassifier
+            raise StrataError(f"finetune.mode={mode!r} is not one of {', '.join(MODES[:-1])}")
         depth = len(encoder.layers)
         if mode == "partial" and not 1 <= frozen_layers < depth:
             raise StrataError(f"finetune.mode=partial needs 1 <= finetune.frozen_layers < {depth} (the encoder's depth), got {frozen_layers}")

@@ -1,5 +1,5 @@
 """The comparison: pretrain once (or reuse an artifact), then for every label budget x seed x mode fine-tune and
-test; write results.csv (one row per run), report.md (mean +/- std over seeds, gain over scratch) and
+test; write results.csv (one row per run; results.partial.csv holds the runs done so far while the grid runs), report.md (mean +/- std over seeds, gain over scratch) and
 accuracy_vs_labels.png into the run directory."""
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from pretrain import StrataError, load_encoder
+from pretrain import StrataError
 from pretrain.config import build_data, to_dict
 from pretrain.distributed import is_global_zero
+from pretrain.stack import DeepAutoencoder
 
 from .classifier import MODES
-from .run import build_encoder, check_options, finetune_once
+from .run import build_encoder, check_options, finetune_once, load_pretrained
 
+PARTIAL = "results.partial.csv"  # the rows of the runs done so far, while the grid runs; removed when it ends
 COLUMNS = ["budget", "labels", "val_labels", "seed", "mode", "test_accuracy", "test_f1_macro", "val_accuracy",
            "best_epoch", "epochs_run", "trainable_parameters", "parameters", "seconds"]
 
@@ -61,7 +63,7 @@ def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dic
     """Run the whole grid; `pretrain_fn(cfg, run_dir) -> artifact path` pretrains when `pretrained` is not set."""
     resolved = to_dict(cfg)
     budgets, seeds = parse_budgets(resolved["budgets"]), list(resolved["seeds"])
-    outputs = [run_dir / name for name in ("results.csv", "report.md", "accuracy_vs_labels.png")]
+    outputs = [run_dir / name for name in ("results.csv", "report.md", "accuracy_vs_labels.png", PARTIAL)]
     existing = [str(p) for p in outputs if p.exists()]
     if existing:
         raise StrataError(f"{existing[0]} already exists: an earlier result is never overwritten")
@@ -74,11 +76,13 @@ def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dic
     for budget in budgets:  # an impossible budget fails now, not after pretraining
         with_labels(data, budget, seeds[0]).labeled()
     artifact = resolved["pretrained"] or pretrain_fn(cfg, run_dir)
-    pretrained = load_encoder(artifact)
+    pretrained = load_pretrained(artifact, "semisup" if "semisup" in resolved["modes"] else "unfrozen")
+    encoder_view = pretrained.encoder() if isinstance(pretrained, DeepAutoencoder) else pretrained
     depth = options["depth"] or len(pretrained.layers)
     modes = plan_modes(resolved["modes"], depth)
 
     rows = []
+    run_dir.mkdir(parents=True, exist_ok=True)
     grid = [(b, s, m) for b in budgets for s in seeds for m in modes]
     bar = tqdm(grid, desc="compare", unit="run", disable=not resolved["progress"])
     for budget, seed, mode in bar:
@@ -88,8 +92,10 @@ def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dic
         _, m = finetune_once(subset, encoder, {**options, "mode": mode}, {**resolved["trainer"], "enable_progress_bar": False},
                              seed=seed, threads=resolved["threads"])
         rows.append(result_row(budget, m))
+        if is_global_zero():  # the runs so far, in case the grid is cut short; results.csv is only the whole grid
+            _write_atomically(run_dir / PARTIAL, lambda tmp: write_csv(rows, tmp))
     if is_global_zero():  # under DDP every rank ran the same grid; rank 0 writes
-        write_outputs(rows, run_dir, title=f"{data.describe()}, encoder {pretrained.input_dim}-{'-'.join(map(str, pretrained.sizes[:depth]))}",
+        write_outputs(rows, run_dir, title=f"{data.describe()}, encoder {encoder_view.input_dim}-{'-'.join(map(str, encoder_view.sizes[:depth]))}",
                       artifact=str(artifact))
     return rows
 
@@ -175,19 +181,20 @@ def _write_atomically(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def write_csv(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_outputs(rows: list[dict], run_dir: Path, title: str, artifact: str) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-
-    def write_csv(tmp):
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    _write_atomically(run_dir / "results.csv", write_csv)
+    _write_atomically(run_dir / "results.csv", lambda tmp: write_csv(rows, tmp))
     summary = summarize(rows)
     _write_atomically(run_dir / "report.md", lambda tmp: tmp.write_text(report_markdown(summary, title, artifact)))
     _write_atomically(run_dir / "accuracy_vs_labels.png", lambda tmp: plot_accuracy(summary, tmp, title))
+    (run_dir / PARTIAL).unlink(missing_ok=True)
 
 
 def _ordered(summary: dict) -> tuple[list, list]:

@@ -8,18 +8,21 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig
 
-from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError, load_encoder
+from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError, load_autoencoder, load_encoder
 from pretrain.checkpoint import write_atomically
 from pretrain.config import build_data, layer_options, layer_sizes, positive_int, to_dict, trainer_options
 from pretrain.distributed import is_global_zero
 from pretrain.generative import stack_layer_options
 from pretrain.layer import LAYER_KINDS
+from pretrain.stack import DeepAutoencoder
 from pretrain.training import make_trainer, set_threads
 
 from .classifier import ENCODER, HEAD, MODES, Classifier, save_classifier
 from .metrics import evaluate
+from .semisupervised import PairedBatches, SemiSupervisedClassifier, check_unlabeled_options
 
 
 class KeepBest(pl.Callback):
@@ -45,16 +48,29 @@ class KeepBest(pl.Callback):
             module.load_state_dict(self.best_state)
 
 
-def build_encoder(mode: str, data: ArrayDataModule, pretrained: Encoder | None, sizes: list[int], activations: list[str],
-                  seed: int, depth: int | None = None, source: str = "pretrained") -> Encoder:
-    """The encoder a run starts from: a private copy of the pretrained one, or (scratch) the same architecture and
-    preprocessing from random initialisation. `depth` keeps the lowest layers only."""
+def build_encoder(mode: str, data: ArrayDataModule, pretrained: Encoder | DeepAutoencoder | None, sizes: list[int],
+                  activations: list[str], seed: int, depth: int | None = None, source: str = "pretrained") -> Encoder | DeepAutoencoder:
+    """The model a run starts from: a private copy of the pretrained encoder, or (scratch) the same architecture and
+    preprocessing from random initialisation. `depth` keeps the lowest layers only. Mode semisup starts from a copy
+    of the whole pretrained autoencoder (`pretrained` must be one: its decoder keeps training)."""
     if mode not in MODES:
         raise StrataError(f"finetune.mode={mode!r} is not one of {', '.join(MODES)}")
+    if mode == "semisup" and not isinstance(pretrained, DeepAutoencoder):
+        raise StrataError(f"finetune.mode=semisup needs a pretrained autoencoder with its decoder: set pretrained=<artifact folder> "
+                          f"of `python -m pretrain` ({source} is {'not set' if pretrained is None else 'an encoder only'})")
     if pretrained is not None:
-        if pretrained.input_dim != data.input_dim:
-            raise StrataError(f"{source} expects {pretrained.input_dim} input features per example, but {data.describe()} has "
+        input_dim = pretrained.preprocess.shift.shape[0]
+        if input_dim != data.input_dim:
+            raise StrataError(f"{source} expects {input_dim} input features per example, but {data.describe()} has "
                               f"{data.input_dim}: pretrain on this data set (or pass a matching artifact)")
+        if isinstance(pretrained, DeepAutoencoder):
+            if mode != "semisup":
+                pretrained = pretrained.encoder()
+            elif depth is not None and depth != len(pretrained.layers):
+                raise StrataError(f"finetune.mode=semisup trains the whole autoencoder: finetune.depth={depth} must be null "
+                                  f"or its {len(pretrained.layers)} layers")
+            else:
+                return copy.deepcopy(pretrained)
         sizes, activations = pretrained.sizes, pretrained.activations
     elif mode != "scratch":
         raise StrataError(f"finetune.mode={mode} needs a pretrained encoder: set pretrained=<artifact folder> (or use mode=scratch)")
@@ -70,35 +86,50 @@ def build_encoder(mode: str, data: ArrayDataModule, pretrained: Encoder | None, 
     return encoder
 
 
+def load_pretrained(path: str, mode: str) -> Encoder | DeepAutoencoder:
+    """The artifact as the mode needs it: the whole autoencoder for semisup, else the encoder."""
+    return load_autoencoder(path) if mode == "semisup" else load_encoder(path)
+
+
 def check_options(options: dict) -> None:
     """The `finetune` group's schedule and rates, each a clear error when out of range."""
     for key in ("epochs", "batch_size", "patience"):
         positive_int(options[key], f"finetune.{key}")
     positive_int(options["min_batches_per_epoch"], "finetune.min_batches_per_epoch", allow_zero=True)
+    check_unlabeled_options(options["unlabeled"])
     for key, low in (("lr", "> 0"), ("encoder_lr_scale", ">= 0"), ("weight_decay", ">= 0")):
         value = options[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 if low == "> 0" else value >= 0):
             raise StrataError(f"finetune.{key}={value!r} is not a number {low}")
 
 
-def finetune_once(data: ArrayDataModule, encoder: Encoder, options: dict, trainer_options: dict | None = None,
+def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, options: dict, trainer_options: dict | None = None,
                   seed: int = 0, log_dir: str | None = None, label: str = "finetune",
                   threads: int | str | None = "auto") -> tuple[Classifier, dict]:
     """Train a Classifier on `data.labeled()` and return it with its metrics (val and test, JSON-ready).
 
-    `options` holds the `finetune` config group: mode, head, optimiser and schedule.
+    `options` holds the `finetune` config group: mode, head, optimiser and schedule. `encoder` comes from
+    `build_encoder` (for mode semisup, the whole autoencoder).
     """
     check_options(options)
     pl.seed_everything(seed, workers=True, verbose=False)
     (x_train, y_train), (x_val, y_val) = data.labeled()
-    model = Classifier(encoder, data.num_classes, mode=options["mode"], frozen_layers=options["frozen_layers"],
-                       head=options["head"], head_hidden=options["head_hidden"], dropout=options["dropout"],
-                       input_dropout=options["input_dropout"], optimizer=options["optimizer"], lr=options["lr"],
-                       encoder_lr_scale=options["encoder_lr_scale"], weight_decay=options["weight_decay"])
+    common = dict(head=options["head"], head_hidden=options["head_hidden"], dropout=options["dropout"],
+                  input_dropout=options["input_dropout"], optimizer=options["optimizer"], lr=options["lr"],
+                  encoder_lr_scale=options["encoder_lr_scale"], weight_decay=options["weight_decay"])
+    if options["mode"] == "semisup":
+        unlabeled = options["unlabeled"]
+        prior = torch.bincount(y_train, minlength=data.num_classes)
+        model = SemiSupervisedClassifier(encoder, data.num_classes, prior, corruption=unlabeled["corruption"], noise=unlabeled["noise"],
+                                         reconstruction=unlabeled["reconstruction"], consistency=unlabeled["consistency"],
+                                         balance=unlabeled["balance"], **common)
+        train_loader = PairedBatches(x_train, y_train, data.unlabeled(), options["batch_size"], unlabeled["batch_size"], seed)
+    else:
+        model = Classifier(encoder, data.num_classes, mode=options["mode"], frozen_layers=options["frozen_layers"], **common)
+        train_loader = BatchLoader(x_train, y_train, batch_size=options["batch_size"], seed=seed,
+                                   min_batches=options["min_batches_per_epoch"])
     model.train()  # frozen blocks stay in eval mode (Classifier.train)
     set_threads(model, threads)
-    train_loader = BatchLoader(x_train, y_train, batch_size=options["batch_size"], seed=seed,
-                               min_batches=options["min_batches_per_epoch"])
     val_loader = BatchLoader(x_val, y_val, batch_size=4096, shuffle=False)
     keep_best = KeepBest(options["patience"])
     trainer = make_trainer(trainer_options, options["epochs"], label, log_dir, "finetune",
@@ -137,7 +168,7 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
     check_options(options)
     seed = positive_int(resolved["seed"], "seed", allow_zero=True)
     trainer = trainer_options(resolved["trainer"])
-    pretrained = load_encoder(resolved["pretrained"]) if resolved["pretrained"] else None
+    pretrained = load_pretrained(resolved["pretrained"], options["mode"]) if resolved["pretrained"] else None
     data = build_data(cfg)
     sizes = layer_sizes(resolved["model"]["layers"])
     encoder = build_encoder(options["mode"], data, pretrained, sizes, scratch_activations(resolved, len(sizes)),

@@ -17,22 +17,27 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from finetune.baselines import BASELINES, logistic_test_accuracy, unsupervised_features
+from finetune.baselines import BASELINES, baseline_test_accuracy, unsupervised_features
 from finetune.compare import run_comparison
 from pretrain import run_pretraining
 from pretrain.config import CONF_DIR, build_data, to_dict
 from pretrain.errors import exit_on_strata_error
 
-# Test error (%) on MNIST. Rifai et al. 2011 (The Manifold Tangent Classifier), Table 2; Vincent et al. 2010
-# (Stacked Denoising Autoencoders), SdA-3 with all labels.
+# Test error (%) on MNIST. Rifai et al. 2011 (The Manifold Tangent Classifier), Table 2; Kingma et al. 2014
+# (Semi-supervised Learning with Deep Generative Models), Table 1; with all labels: Vincent et al. 2010 (Stacked
+# Denoising Autoencoders), Hinton and Salakhutdinov 2006 (Science), Makhzani and Frey 2013 (k-Sparse Autoencoders).
 PUBLISHED = {
     "NN (no pretraining), Rifai et al. 2011": {100: 25.81, 600: 11.44, 1000: 10.7, 3000: 6.04},
     "CAE, Rifai et al. 2011": {100: 13.47, 600: 6.3, 1000: 4.77, 3000: 3.22},
     "MTC, Rifai et al. 2011": {100: 12.03, 600: 5.13, 1000: 3.64, 3000: 2.57},
+    "M1+TSVM, Kingma et al. 2014": {100: 11.82, 600: 5.72, 1000: 4.24, 3000: 3.49},
     "SdA-3, Vincent et al. 2010": {"all": 1.28},
+    "784-500-500-2000 pretrained, Hinton and Salakhutdinov 2006": {"all": 1.2},
+    "k-sparse autoencoder, fine-tuned, Makhzani and Frey 2013": {"all": 1.08},
 }
 MODE_NAMES = {"scratch": "strata, same network from scratch", "frozen": "strata, frozen pretrained encoder + linear head",
-              "unfrozen": "strata, pretrained and fine-tuned", "partial": "strata, lowest layers frozen"}
+              "unfrozen": "strata, pretrained and fine-tuned", "partial": "strata, lowest layers frozen",
+              "semisup": "strata, semi-supervised fine-tuning"}
 
 
 def run_baselines(cfg: DictConfig, budgets: list, seeds: list) -> list[dict]:
@@ -47,7 +52,7 @@ def run_baselines(cfg: DictConfig, budgets: list, seeds: list) -> list[dict]:
             subset = copy.copy(data)
             subset.labels, subset.seed = budget, seed
             (x_train, y_train), _ = subset.labeled()
-            acc = logistic_test_accuracy(features, scale(x_train), y_train.numpy(), scale(x_test), y_test.numpy())
+            acc = baseline_test_accuracy(name, features, scale(x_train), y_train.numpy(), scale(x_test), y_test.numpy(), seed=seed)
             rows.append({"budget": budget, "seed": seed, "mode": name, "test_accuracy": acc})
     return rows
 

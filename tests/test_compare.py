@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+import finetune.compare
 from finetune.compare import COLUMNS, run_comparison
 from pretrain import StrataError
 from pretrain.config import CONF_DIR
@@ -105,10 +106,31 @@ def test_a_given_artifact_is_reused_without_pretraining(run_dir, rows, tmp_path)
     assert {r["mode"]: r["test_accuracy"] for r in again} == pytest.approx({m: first[m] for m in ("scratch", "frozen")})
 
 
+def test_a_grid_cut_short_leaves_the_runs_done_as_partial_results_only(run_dir, tmp_path, monkeypatch):
+    done = []
+    finish = finetune.compare.finetune_once
+
+    def fail_on_third(*args, **kwargs):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(1)
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(finetune.compare, "finetune_once", fail_on_third)
+    cfg = config(f"pretrained={run_dir / 'encoder'}", "budgets=[20]", "seeds=[0,1]", "modes=[scratch,frozen]")
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(cfg, tmp_path, pretrain_fn=no_pretraining)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.partial.csv"]
+    with open(tmp_path / "results.partial.csv", newline="") as f:
+        assert [(r["seed"], r["mode"]) for r in csv.DictReader(f)] == [("0", "scratch"), ("0", "frozen")]
+    with pytest.raises(StrataError, match="results.partial.csv already exists"):
+        run_comparison(cfg, tmp_path, pretrain_fn=no_pretraining)
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["budgets=[20,5000]"], "data.labels=5000 exceeds the 1221 labeled training examples"),
     (["budgets=[20,zero]"], "budgets: 'zero' is not a positive integer or 'all'"),
-    (["modes=[scratch,bogus]"], "modes: 'bogus' is not one of scratch, frozen, unfrozen, partial"),
+    (["modes=[scratch,bogus]"], "modes: 'bogus' is not one of scratch, frozen, unfrozen, partial, semisup"),
     (["finetune.lr=0"], "finetune.lr=0 is not a number > 0"),
 ])
 def test_impossible_settings_fail_before_pretraining(tmp_path, overrides, message):

@@ -1,0 +1,85 @@
+"""finetune.semisupervised: the semisup mode trains on labeled and unlabeled batches, its decoder included."""
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from finetune.run import build_encoder, finetune_once
+from finetune.semisupervised import PairedBatches, SemiSupervisedClassifier
+from pretrain import StrataError, load_autoencoder, load_encoder, pretrain_stack, save_autoencoder
+from pretrain.config import CONF_DIR
+
+QUIET = {"enable_progress_bar": False}
+
+
+def options(**unlabeled) -> dict:
+    base = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "finetune" / "default.yaml"))
+    return {**base, "mode": "semisup", "epochs": 8, "lr": 0.003, "dropout": 0.2,
+            "unlabeled": {**base["unlabeled"], "batch_size": 64, **unlabeled}}
+
+
+@pytest.fixture(scope="module")
+def artifact(digits, tmp_path_factory):
+    result = pretrain_stack(digits.x_train, digits.shift, digits.scale, [32, 16],
+                            {"kind": "deterministic", "corruption": "mask", "noise": 0.25}, epochs=3, batch_size=64,
+                            trainer_options=QUIET, seed=0)
+    return save_autoencoder(result.model, tmp_path_factory.mktemp("semisup") / "encoder")
+
+
+def train(digits, artifact, seed=0, **unlabeled):
+    start = build_encoder("semisup", digits, load_autoencoder(artifact), [], [], seed=seed)
+    return finetune_once(digits, start, options(**unlabeled), QUIET, seed=seed)
+
+
+def test_paired_batches_cycle_the_labels_over_one_pass_of_the_unlabeled_pool():
+    x, y, u = torch.arange(10.0)[:, None], torch.arange(10), torch.arange(1000.0)[:, None]
+    batches = list(PairedBatches(x, y, u, batch_size=4, unlabeled_batch_size=100, seed=0))
+    assert len(batches) == len(PairedBatches(x, y, u, 4, 100, 0)) == 10
+    assert all(len(xb) == len(yb) <= 4 and len(ub) == 100 for (xb, yb), ub in batches)
+    assert torch.equal(torch.cat([ub for _, ub in batches]).flatten().sort().values, u.flatten())  # each once
+    assert torch.equal(torch.cat([xb for (xb, _), _ in batches]).flatten().unique(), x.flatten())  # all labels used
+
+
+def test_semisup_trains_encoder_head_and_decoder_and_reports_its_mode(digits, artifact):
+    pretrained = load_autoencoder(artifact)
+    model, metrics = train(digits, artifact, reconstruction=0.01, consistency=1.0)
+    assert isinstance(model, SemiSupervisedClassifier) and metrics["mode"] == "semisup"
+    for before, after in zip(pretrained.layers, model.autoencoder.layers):
+        assert not torch.equal(before.encoder.weight, after.encoder.weight)
+        assert not torch.equal(before.decoder_weight, after.decoder_weight)
+    assert model.encoder.linears[0] is model.autoencoder.layers[0].encoder  # one set of encoder weights
+    assert 0.6 < metrics["test"]["accuracy"] <= 1  # digits (chance 0.1), after eight short epochs
+    assert metrics["trainable_parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_without_a_reconstruction_cost_the_decoder_does_not_move(digits, artifact):
+    pretrained = load_autoencoder(artifact)
+    model, _ = train(digits, artifact, reconstruction=0.0, consistency=1.0)
+    for before, after in zip(pretrained.layers, model.autoencoder.layers):
+        assert torch.equal(before.decoder_weight, after.decoder_weight)
+        assert not torch.equal(before.encoder.weight, after.encoder.weight)
+
+
+def test_the_same_seed_gives_the_same_numbers(digits, artifact):
+    a, b = (train(digits, artifact, reconstruction=0.01)[1] for _ in range(2))
+    assert a["val"] == b["val"] and a["test"] == b["test"]
+
+
+def test_semisup_needs_the_decoder(digits, artifact):
+    with pytest.raises(StrataError, match="semisup needs a pretrained autoencoder with its decoder.*an encoder only"):
+        build_encoder("semisup", digits, load_encoder(artifact), [], [], seed=0)
+    with pytest.raises(StrataError, match="semisup trains the whole autoencoder: finetune.depth=1"):
+        build_encoder("semisup", digits, load_autoencoder(artifact), [], [], seed=0, depth=1)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("corruption", "salt", "finetune.unlabeled.corruption='salt' is not one of mask, gaussian"),
+    ("noise", 1.0, "finetune.unlabeled.noise=1.0 is not a masking probability"),
+    ("consistency", -1, "finetune.unlabeled.consistency=-1 is not a number >= 0"),
+    ("batch_size", 0, "finetune.unlabeled.batch_size=0 is not a positive integer"),
+])
+def test_bad_unlabeled_options_are_named(digits, artifact, field, value, message):
+    start = build_encoder("semisup", digits, load_autoencoder(artifact), [], [], seed=0)
+    with pytest.raises(StrataError, match=message):
+        finetune_once(digits, start, options(**{field: value}), QUIET)
