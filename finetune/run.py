@@ -123,7 +123,8 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
         model = SemiSupervisedClassifier(encoder, data.num_classes, prior, corruption=unlabeled["corruption"], noise=unlabeled["noise"],
                                          reconstruction=unlabeled["reconstruction"], consistency=unlabeled["consistency"],
                                          balance=unlabeled["balance"], **common)
-        train_loader = PairedBatches(x_train, y_train, data.unlabeled(), options["batch_size"], unlabeled["batch_size"], seed)
+        train_loader = PairedBatches(x_train, y_train, data.unlabeled(), options["batch_size"], unlabeled["batch_size"], seed,
+                                     min_batches=options["min_batches_per_epoch"])
     else:
         model = Classifier(encoder, data.num_classes, mode=options["mode"], frozen_layers=options["frozen_layers"], **common)
         train_loader = BatchLoader(x_train, y_train, batch_size=options["batch_size"], seed=seed,

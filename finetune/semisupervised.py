@@ -110,12 +110,13 @@ class SemiSupervisedClassifier(Classifier):
 
 
 class PairedBatches:
-    """Each labeled batch paired with the next unlabeled one: a pass is one pass over the unlabeled pool, the
-    labeled subset cycled (reshuffled each time) as often as that takes."""
+    """Each labeled batch paired with the next unlabeled one: a pass is one pass over the unlabeled pool (cycled to
+    at least `min_batches` batches when it is small), the labeled subset cycled (reshuffled each time) alongside."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, unlabeled: torch.Tensor, batch_size: int, unlabeled_batch_size: int,
-                 seed: int):
-        self.unlabeled = BatchLoader(unlabeled, batch_size=unlabeled_batch_size, seed=seed + 7919, drop_last=True)
+                 seed: int, min_batches: int = 0):
+        self.unlabeled = BatchLoader(unlabeled, batch_size=unlabeled_batch_size, seed=seed + 7919, drop_last=True,
+                                     min_batches=min_batches)
         self.labeled = BatchLoader(x, y, batch_size=batch_size, seed=seed, min_batches=len(self.unlabeled))
 
     def __len__(self) -> int:

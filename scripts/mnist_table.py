@@ -9,6 +9,7 @@ Writes results.csv, report.md, accuracy_vs_labels.png (compare's outputs) and ta
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 
 import hydra
@@ -76,13 +77,15 @@ def error_table(rows: list[dict], budgets: list) -> str:
 @exit_on_strata_error
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    started = time.perf_counter()
     rows = run_comparison(cfg, run_dir, pretrain_fn=run_pretraining)
     budgets, seeds = list(cfg.budgets), list(cfg.seeds)
     rows += run_baselines(cfg, budgets, seeds)
     table = error_table(rows, budgets)
     (run_dir / "table.md").write_text(table + "\n")
     print(table)
-    print(f"\n{len(seeds)} seed(s); strata's per-run figures: {run_dir}/results.csv")
+    minutes = (time.perf_counter() - started) / 60
+    print(f"\n{len(seeds)} seed(s), {minutes:.0f} min in all; strata's per-run figures: {run_dir}/results.csv")
 
 
 if __name__ == "__main__":

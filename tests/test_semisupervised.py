@@ -39,6 +39,7 @@ def test_paired_batches_cycle_the_labels_over_one_pass_of_the_unlabeled_pool():
     assert all(len(xb) == len(yb) <= 4 and len(ub) == 100 for (xb, yb), ub in batches)
     assert torch.equal(torch.cat([ub for _, ub in batches]).flatten().sort().values, u.flatten())  # each once
     assert torch.equal(torch.cat([xb for (xb, _), _ in batches]).flatten().unique(), x.flatten())  # all labels used
+    assert len(PairedBatches(x, y, u, 4, 100, 0, min_batches=25)) == 30  # a small pool is cycled: three whole passes
 
 
 def test_semisup_trains_encoder_head_and_decoder_and_reports_its_mode(digits, artifact):
