@@ -105,7 +105,10 @@ def test_an_artifact_of_another_width_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     (["finetune.mode=frozen"], "finetune.mode=frozen needs a pretrained encoder: set pretrained="),
-    (["finetune.mode=bogus"], "finetune.mode='bogus' is not one of scratch, frozen, unfrozen, partial"),
+    (["finetune.mode=bogus"], "finetune.mode='bogus' is not one of scratch, frozen, unfrozen, partial, semisup"),
+    (["finetune.mode=semisup"], "finetune.mode=semisup needs a pretrained autoencoder with its decoder: set pretrained="),
+    (["finetune.mode=semisup", "finetune.unlabeled.balance=-1", "pretrained={artifact}"],
+     "finetune.unlabeled.balance=-1 is not a number >= 0"),
     (["finetune.mode=partial", "finetune.frozen_layers=2", "pretrained={artifact}"], "frozen_layers < 2"),
     (["finetune.mode=scratch", "finetune.epochs=0"], "finetune.epochs=0 is not a positive integer"),
 ])
