@@ -1,6 +1,6 @@
 """The comparison: pretrain once (or reuse an artifact), then for every label budget x seed x mode fine-tune and
-test; write results.csv (one row per run; results.partial.csv holds the runs done so far while the grid runs), report.md (mean +/- std over seeds, gain over scratch) and
-accuracy_vs_labels.png into the run directory."""
+test; write results.csv (one row per run), report.md (mean +/- std over seeds, gain over scratch) and
+accuracy_vs_labels.png into the run directory. While the grid runs, results.partial.csv holds the runs done so far."""
 from __future__ import annotations
 
 import copy
