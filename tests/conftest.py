@@ -11,12 +11,20 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 
-from pretrain import DigitsDataModule
+from pretrain import DigitsDataModule, pretrain_stack, save_autoencoder
 from pretrain.config import CONF_DIR, to_dict
 from pretrain.data import MNIST_FILES
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"  # conf/data/mnist.yaml's root, ../shared/data/mnist
+
+
+def denoising_artifact(data, path: Path, sizes: list[int], epochs: int) -> Path:
+    """A denoising stack (masking noise 0.25) pretrained on `data`'s training inputs, saved whole (decoder included)."""
+    result = pretrain_stack(data.x_train, data.shift, data.scale, list(sizes),
+                            {"kind": "deterministic", "corruption": "mask", "noise": 0.25}, epochs=epochs, batch_size=64,
+                            trainer_options={"enable_progress_bar": False}, seed=0)
+    return save_autoencoder(result.model, path)
 
 
 def pytest_configure(config):

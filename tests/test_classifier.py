@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 
 from finetune.classifier import Classifier
 from finetune.run import build_encoder, finetune_once
-from pretrain import DigitsDataModule, StrataError, load_encoder, pretrain_stack, save_autoencoder
+from conftest import denoising_artifact
+from pretrain import DigitsDataModule, StrataError, load_encoder
 from pretrain.config import CONF_DIR
 
 QUIET = {"enable_progress_bar": False}
@@ -31,10 +32,7 @@ def digits():
 @pytest.fixture(scope="module")
 def pretrained(digits, tmp_path_factory):
     """A 64-16-12-8 denoising stack, one epoch per layer, loaded back from its artifact."""
-    result = pretrain_stack(digits.x_train, digits.shift, digits.scale, SIZES,
-                            {"kind": "deterministic", "corruption": "mask", "noise": 0.25}, epochs=1, batch_size=64,
-                            trainer_options=QUIET, seed=0)
-    return load_encoder(save_autoencoder(result.model, tmp_path_factory.mktemp("classifier") / "encoder"))
+    return load_encoder(denoising_artifact(digits, tmp_path_factory.mktemp("classifier") / "encoder", SIZES, epochs=1))
 
 
 @pytest.fixture

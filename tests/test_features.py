@@ -13,9 +13,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from finetune.features import EncoderTransformer, FeatureError
-from pretrain import StrataError, load_encoder, pretrain_stack, save_autoencoder, save_encoder
+from conftest import denoising_artifact
+from pretrain import StrataError, load_encoder, save_encoder
 
-FAST = {"enable_progress_bar": False}
 DIGITS = {"scaling": "unit", "pixel_max": 16.0}
 
 
@@ -32,10 +32,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def artifact(digits, tmp_path_factory):
     """A small denoising 64-16-8 stack pretrained on the digits' training inputs."""
-    result = pretrain_stack(digits.x_train, digits.shift, digits.scale, [16, 8],
-                            {"kind": "deterministic", "corruption": "mask", "noise": 0.25}, epochs=2, batch_size=64,
-                            trainer_options=FAST, seed=0)
-    return save_autoencoder(result.model, tmp_path_factory.mktemp("features") / "encoder")
+    return denoising_artifact(digits, tmp_path_factory.mktemp("features") / "encoder", [16, 8], epochs=2)
 
 
 @parametrize_with_checks([EncoderTransformer(sizes=(4,), epochs=2, batch_size=16)])

@@ -7,7 +7,8 @@ from omegaconf import OmegaConf
 
 from finetune.run import build_encoder, finetune_once
 from finetune.semisupervised import PairedBatches, SemiSupervisedClassifier
-from pretrain import StrataError, load_autoencoder, load_encoder, pretrain_stack, save_autoencoder
+from conftest import denoising_artifact
+from pretrain import StrataError, load_autoencoder, load_encoder
 from pretrain.config import CONF_DIR
 
 QUIET = {"enable_progress_bar": False}
@@ -21,10 +22,7 @@ def options(**unlabeled) -> dict:
 
 @pytest.fixture(scope="module")
 def artifact(digits, tmp_path_factory):
-    result = pretrain_stack(digits.x_train, digits.shift, digits.scale, [32, 16],
-                            {"kind": "deterministic", "corruption": "mask", "noise": 0.25}, epochs=3, batch_size=64,
-                            trainer_options=QUIET, seed=0)
-    return save_autoencoder(result.model, tmp_path_factory.mktemp("semisup") / "encoder")
+    return denoising_artifact(digits, tmp_path_factory.mktemp("semisup") / "encoder", [32, 16], epochs=3)
 
 
 def train(digits, artifact, seed=0, **unlabeled):
