@@ -12,6 +12,7 @@ The encoder's learning rate is `lr * encoder_lr_scale` (discriminative rates); t
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from .metrics import classification_metrics
 
 MODES = ("scratch", "frozen", "unfrozen", "partial", "semisup")
 HEADS = ("linear", "mlp")
+SCHEDULES = ("constant", "cosine")
 ENCODER, HEAD = "encoder", "head.safetensors"  # what a fine-tuning run directory holds beside metrics.json
 
 
@@ -43,13 +45,16 @@ def make_head(n_in: int, num_classes: int, kind: str, hidden: int, dropout: floa
 class Classifier(pl.LightningModule):
     def __init__(self, encoder: Encoder, num_classes: int, mode: str = "unfrozen", frozen_layers: int = 1,
                  head: str = "linear", head_hidden: int = 128, dropout: float = 0.0, input_dropout: float = 0.0,
-                 optimizer: str = "adam", lr: float = 1e-3, encoder_lr_scale: float = 1.0, weight_decay: float = 0.0):
+                 optimizer: str = "adam", lr: float = 1e-3, encoder_lr_scale: float = 1.0, weight_decay: float = 0.0,
+                 schedule: str = "constant"):
         super().__init__()
         if mode not in MODES or mode == "semisup":  # semisup: SemiSupervisedClassifier
             raise StrataError(f"finetune.mode={mode!r} is not one of {', '.join(MODES[:-1])}")
         depth = len(encoder.layers)
         if mode == "partial" and not 1 <= frozen_layers < depth:
             raise StrataError(f"finetune.mode=partial needs 1 <= finetune.frozen_layers < {depth} (the encoder's depth), got {frozen_layers}")
+        if schedule not in SCHEDULES:
+            raise StrataError(f"finetune.schedule={schedule!r} is not one of {', '.join(SCHEDULES)}")
         for name, p in (("finetune.dropout", dropout), ("finetune.input_dropout", input_dropout)):
             if not 0 <= p < 1:
                 raise StrataError(f"{name}={p} is not a probability in [0, 1)")
@@ -59,7 +64,7 @@ class Classifier(pl.LightningModule):
         self.head = make_head(encoder.sizes[-1], num_classes, head, head_hidden, dropout)
         self.head_spec = {"head": head, "head_hidden": head_hidden, "num_classes": num_classes}
         self.optim = {"name": optimizer, "lr": lr, "weight_decay": weight_decay}
-        self.encoder_lr_scale = encoder_lr_scale
+        self.encoder_lr_scale, self.schedule = encoder_lr_scale, schedule
         for block in self.frozen_blocks:
             block.requires_grad_(False)
         self.val_metrics = classification_metrics(num_classes)
@@ -101,7 +106,16 @@ class Classifier(pl.LightningModule):
         groups = [{"params": list(self.head.parameters()), "lr": self.optim["lr"]}]
         if trainable:
             groups.append({"params": trainable, "lr": self.optim["lr"] * self.encoder_lr_scale})
-        return make_optimizer(groups, **self.optim)
+        return self.scheduled(make_optimizer(groups, **self.optim))
+
+    def scheduled(self, optimizer: torch.optim.Optimizer):
+        """The optimizer under the learning-rate schedule: constant, or cosine (each rate decays from its initial
+        value to 0 over the run's `epochs`, step by step; early stopping may end the run before)."""
+        if self.schedule == "constant":
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
 
 
 def save_classifier(model: Classifier, run_dir: Path, config: dict | None = None, metrics: dict | None = None) -> None:

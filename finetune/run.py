@@ -20,7 +20,7 @@ from pretrain.layer import LAYER_KINDS
 from pretrain.stack import DeepAutoencoder
 from pretrain.training import make_trainer, set_threads
 
-from .classifier import ENCODER, HEAD, MODES, Classifier, save_classifier
+from .classifier import ENCODER, HEAD, MODES, SCHEDULES, Classifier, save_classifier
 from .metrics import evaluate
 from .semisupervised import PairedBatches, SemiSupervisedClassifier, check_unlabeled_options
 
@@ -97,6 +97,8 @@ def check_options(options: dict) -> None:
         positive_int(options[key], f"finetune.{key}")
     positive_int(options["min_batches_per_epoch"], "finetune.min_batches_per_epoch", allow_zero=True)
     check_unlabeled_options(options["unlabeled"])
+    if options["schedule"] not in SCHEDULES:
+        raise StrataError(f"finetune.schedule={options['schedule']!r} is not one of {', '.join(SCHEDULES)}")
     for key, low in (("lr", "> 0"), ("encoder_lr_scale", ">= 0"), ("weight_decay", ">= 0")):
         value = options[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 if low == "> 0" else value >= 0):
@@ -116,13 +118,14 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
     (x_train, y_train), (x_val, y_val) = data.labeled()
     common = dict(head=options["head"], head_hidden=options["head_hidden"], dropout=options["dropout"],
                   input_dropout=options["input_dropout"], optimizer=options["optimizer"], lr=options["lr"],
-                  encoder_lr_scale=options["encoder_lr_scale"], weight_decay=options["weight_decay"])
+                  encoder_lr_scale=options["encoder_lr_scale"], weight_decay=options["weight_decay"], schedule=options["schedule"])
     if options["mode"] == "semisup":
         unlabeled = options["unlabeled"]
         prior = torch.bincount(y_train, minlength=data.num_classes)
         model = SemiSupervisedClassifier(encoder, data.num_classes, prior, corruption=unlabeled["corruption"], noise=unlabeled["noise"],
                                          reconstruction=unlabeled["reconstruction"], consistency=unlabeled["consistency"],
-                                         balance=unlabeled["balance"], **common)
+                                         balance=unlabeled["balance"],
+                                         adversarial=unlabeled["adversarial"], radius=unlabeled["radius"], **common)
         train_loader = PairedBatches(x_train, y_train, data.unlabeled(), options["batch_size"], unlabeled["batch_size"], seed,
                                      min_batches=options["min_batches_per_epoch"])
     else:

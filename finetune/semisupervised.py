@@ -30,12 +30,12 @@ from pretrain.stack import DeepAutoencoder
 from .classifier import Classifier
 
 CORRUPTIONS = ("mask", "gaussian")
-WEIGHTS = ("reconstruction", "consistency", "balance")
+WEIGHTS = ("reconstruction", "consistency", "balance", "adversarial")
 
 
 def check_unlabeled_options(options: dict) -> None:
     """The `finetune.unlabeled` group, each field a clear error when out of range."""
-    expected = {"batch_size", "corruption", "noise", *WEIGHTS}
+    expected = {"batch_size", "corruption", "noise", "radius", *WEIGHTS}
     if not isinstance(options, dict) or set(options) != expected:
         raise StrataError(f"finetune.unlabeled={options!r} should have exactly the fields {', '.join(sorted(expected))}")
     size = options["batch_size"]
@@ -43,7 +43,7 @@ def check_unlabeled_options(options: dict) -> None:
         raise StrataError(f"finetune.unlabeled.batch_size={size!r} is not a positive integer")
     if options["corruption"] not in CORRUPTIONS:
         raise StrataError(f"finetune.unlabeled.corruption={options['corruption']!r} is not one of {', '.join(CORRUPTIONS)}")
-    for key in ("noise", *WEIGHTS):
+    for key in ("noise", "radius", *WEIGHTS):
         value = options[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise StrataError(f"finetune.unlabeled.{key}={value!r} is not a number >= 0")
@@ -58,12 +58,14 @@ class SemiSupervisedClassifier(Classifier):
 
     def __init__(self, autoencoder: DeepAutoencoder, num_classes: int, prior: torch.Tensor, corruption: str = "mask",
                  noise: float = 0.25, reconstruction: float = 0.0, consistency: float = 1.0, balance: float = 1.0,
-                 **classifier_options):
+                 adversarial: float = 0.0, radius: float = 0.2, **classifier_options):
         super().__init__(autoencoder.encoder(), num_classes, mode="unfrozen", **classifier_options)
         self.mode = "semisup"
         self.autoencoder = autoencoder  # for its decoder; its encoder weights are the classifier's
         self.corruption, self.noise = corruption, noise
-        self.weights = {"reconstruction": reconstruction, "consistency": consistency, "balance": balance}
+        self.weights = {"reconstruction": reconstruction, "consistency": consistency, "balance": balance,
+                        "adversarial": adversarial}
+        self.radius = radius
         self.register_buffer("prior", prior.float() / prior.sum(), persistent=False)
 
     def noisy_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,22 +76,41 @@ class SemiSupervisedClassifier(Classifier):
             h = self.dropout(block(h))
         return clean, h
 
+    def clean_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """The classifier's logits of an already preprocessed input, without corruption or dropout."""
+        for block in self.encoder.layers:
+            h = block(h)
+        return self.head(h)
+
+    def adversarial_cost(self, clean: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """KL(p(x) || p(x + r)) for the perturbation r that changes the prediction most among those of L2 norm
+        `radius` * |x|, found by one power iteration from a random direction (virtual adversarial training, Miyato
+        et al. 2018). Relative to each input's norm, so that one radius fits data of any scale."""
+        d = (10.0 * F.normalize(torch.randn_like(clean), dim=1)).requires_grad_()  # a probe large enough for bfloat16
+        probe = F.kl_div(F.log_softmax(self.clean_logits(clean + d), dim=1), target, reduction="batchmean")
+        (grad,) = torch.autograd.grad(probe, d)
+        r = self.radius * clean.norm(dim=1, keepdim=True) * F.normalize(grad.float(), dim=1)
+        return F.kl_div(F.log_softmax(self.clean_logits(clean + r), dim=1), target, reduction="batchmean")
+
     def unlabeled_costs(self, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each weighted cost of the unlabeled batch `u` that has a non-zero weight, unweighted."""
         clean, code = self.noisy_forward(u)
         costs = {}
+        if self.weights["consistency"] > 0 or self.weights["adversarial"] > 0:
+            with torch.no_grad():
+                target = F.softmax(self.clean_logits(clean), dim=1).float()
         if self.weights["reconstruction"] > 0:
             bottom = self.autoencoder.layers[0]
             loss = F.binary_cross_entropy_with_logits if bottom.loss_kind == "bce" else F.mse_loss
             costs["reconstruction"] = loss(self.autoencoder.decode_logits(code), clean, reduction="sum") / len(u)
         log_p = F.log_softmax(self.head(code), dim=1)
         if self.weights["consistency"] > 0:
-            with torch.no_grad():
-                target = F.softmax(self.head(self.encoder(u)), dim=1)
             costs["consistency"] = F.kl_div(log_p, target, reduction="batchmean")
         if self.weights["balance"] > 0:
             mean_p = log_p.exp().mean(dim=0).clamp_min(1e-8)
             costs["balance"] = (self.prior * (self.prior.clamp_min(1e-8).log() - mean_p.log())).sum()
+        if self.weights["adversarial"] > 0:
+            costs["adversarial"] = self.adversarial_cost(clean, target)
         return costs
 
     def training_step(self, batch, batch_idx):
@@ -106,18 +127,23 @@ class SemiSupervisedClassifier(Classifier):
         decoder = [p for p in self.autoencoder.parameters() if id(p) not in shared]
         groups = [{"params": list(self.head.parameters()), "lr": self.optim["lr"]},
                   {"params": list(self.encoder.layers.parameters()) + decoder, "lr": self.optim["lr"] * self.encoder_lr_scale}]
-        return make_optimizer(groups, **self.optim)
+        return self.scheduled(make_optimizer(groups, **self.optim))
 
 
 class PairedBatches:
-    """Each labeled batch paired with the next unlabeled one: a pass is one pass over the unlabeled pool (cycled to
-    at least `min_batches` batches when it is small), the labeled subset cycled (reshuffled each time) alongside."""
+    """Labeled batches zipped with unlabeled ones. An epoch is one pass over the labeled subset and one over the
+    unlabeled pool, in as many steps as the one that needs more: the labeled subset is cycled (reshuffled each
+    time) when it is the smaller; when it needs more steps (many labels), the unlabeled batch shrinks below
+    `unlabeled_batch_size` so that the pool is still passed over once. Both are cycled to at least `min_batches`."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, unlabeled: torch.Tensor, batch_size: int, unlabeled_batch_size: int,
                  seed: int, min_batches: int = 0):
-        self.unlabeled = BatchLoader(unlabeled, batch_size=unlabeled_batch_size, seed=seed + 7919, drop_last=True,
-                                     min_batches=min_batches)
-        self.labeled = BatchLoader(x, y, batch_size=batch_size, seed=seed, min_batches=len(self.unlabeled))
+        labeled_steps, unlabeled_steps = -(-len(x) // batch_size), max(len(unlabeled) // unlabeled_batch_size, 1)
+        if labeled_steps > unlabeled_steps:
+            unlabeled_batch_size = max(len(unlabeled) // labeled_steps, 1)
+        steps = max(labeled_steps, unlabeled_steps, min_batches)
+        self.unlabeled = BatchLoader(unlabeled, batch_size=unlabeled_batch_size, seed=seed + 7919, drop_last=True, min_batches=steps)
+        self.labeled = BatchLoader(x, y, batch_size=batch_size, seed=seed, min_batches=steps)
 
     def __len__(self) -> int:
         return min(len(self.labeled), len(self.unlabeled))

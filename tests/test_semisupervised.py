@@ -37,7 +37,16 @@ def test_paired_batches_cycle_the_labels_over_one_pass_of_the_unlabeled_pool():
     assert all(len(xb) == len(yb) <= 4 and len(ub) == 100 for (xb, yb), ub in batches)
     assert torch.equal(torch.cat([ub for _, ub in batches]).flatten().sort().values, u.flatten())  # each once
     assert torch.equal(torch.cat([xb for (xb, _), _ in batches]).flatten().unique(), x.flatten())  # all labels used
-    assert len(PairedBatches(x, y, u, 4, 100, 0, min_batches=25)) == 30  # a small pool is cycled: three whole passes
+    assert len(PairedBatches(x, y, u, 4, 100, 0, min_batches=25)) == 25  # both cycled to min_batches steps
+
+
+def test_paired_batches_shrink_the_unlabeled_batch_when_the_labels_need_more_steps():
+    x, y, u = torch.arange(400.0)[:, None], torch.arange(400), torch.arange(1000.0)[:, None]
+    batches = list(PairedBatches(x, y, u, batch_size=10, unlabeled_batch_size=100, seed=0))
+    assert len(batches) == 40  # one pass over the 400 labels at 10 a step, not 10 steps of the unlabeled pool
+    assert all(len(ub) == 25 for _, ub in batches)
+    assert torch.equal(torch.cat([xb for (xb, _), _ in batches]).flatten().sort().values, x.flatten())  # each label once
+    assert torch.equal(torch.cat([ub for _, ub in batches]).flatten().sort().values, u.flatten())  # each input once
 
 
 def test_semisup_trains_encoder_head_and_decoder_and_reports_its_mode(digits, artifact):
