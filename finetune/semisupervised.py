@@ -12,6 +12,9 @@ e the encoder and g the pretrained decoder:
                                                         Rasmus et al. 2015; soft pseudo-labels, Lee 2013)
           + balance * KL(prior || mean_u p(~x_u))       the classes predicted on the unlabeled batch keep the labeled
                                                         subset's frequencies
+          + adversarial * KL(p(x_u) || p(x_u + r))      smooth where the prediction is most sensitive: r is the
+                                                        perturbation of norm radius * |x_u| that changes it most
+                                                        (virtual adversarial training, Miyato et al. 2018)
 
 Without the balance term, consistency has a degenerate optimum: memorise the few labels and push the unlabeled
 inputs into a few confident classes (README, MNIST: what mattered).
@@ -82,15 +85,17 @@ class SemiSupervisedClassifier(Classifier):
             h = block(h)
         return self.head(h)
 
-    def adversarial_cost(self, clean: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """KL(p(x) || p(x + r)) for the perturbation r that changes the prediction most among those of L2 norm
-        `radius` * |x|, found by one power iteration from a random direction (virtual adversarial training, Miyato
-        et al. 2018). Relative to each input's norm, so that one radius fits data of any scale."""
-        d = (10.0 * F.normalize(torch.randn_like(clean), dim=1)).requires_grad_()  # a probe large enough for bfloat16
-        probe = F.kl_div(F.log_softmax(self.clean_logits(clean + d), dim=1), target, reduction="batchmean")
-        (grad,) = torch.autograd.grad(probe, d)
-        r = self.radius * clean.norm(dim=1, keepdim=True) * F.normalize(grad.float(), dim=1)
-        return F.kl_div(F.log_softmax(self.clean_logits(clean + r), dim=1), target, reduction="batchmean")
+    def divergence(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """KL(target || p(h)) for preprocessed inputs h, averaged over the batch."""
+        return F.kl_div(F.log_softmax(self.clean_logits(h), dim=1), target, reduction="batchmean")
+
+    def adversarial_perturbation(self, clean: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The perturbation r of L2 norm `radius` * |x| that changes the prediction most, per input x, found by one
+        power iteration from a random direction (virtual adversarial training, Miyato et al. 2018). Relative to each
+        input's norm, so that one radius fits data of any scale."""
+        probe = (10.0 * F.normalize(torch.randn_like(clean), dim=1)).requires_grad_()  # large enough for bfloat16
+        (grad,) = torch.autograd.grad(self.divergence(clean + probe, target), probe)
+        return self.radius * clean.norm(dim=1, keepdim=True) * F.normalize(grad.float(), dim=1)
 
     def unlabeled_costs(self, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each weighted cost of the unlabeled batch `u` that has a non-zero weight, unweighted."""
@@ -110,7 +115,7 @@ class SemiSupervisedClassifier(Classifier):
             mean_p = log_p.exp().mean(dim=0).clamp_min(1e-8)
             costs["balance"] = (self.prior * (self.prior.clamp_min(1e-8).log() - mean_p.log())).sum()
         if self.weights["adversarial"] > 0:
-            costs["adversarial"] = self.adversarial_cost(clean, target)
+            costs["adversarial"] = self.divergence(clean + self.adversarial_perturbation(clean, target), target)
         return costs
 
     def training_step(self, batch, batch_idx):

@@ -146,6 +146,14 @@ def test_encoder_lr_scale_gives_the_encoder_its_own_param_group(pretrained, mode
     assert sorted(in_groups) == sorted(id(p) for p in model.parameters() if p.requires_grad)
 
 
+@pytest.mark.parametrize("schedule, last_lr", [("constant", 0.01), ("cosine", 0.0)])
+def test_the_cosine_schedule_decays_every_rate_to_zero_over_the_epochs(digits, pretrained, schedule, last_lr):
+    model, metrics = train("unfrozen", digits, pretrained, schedule=schedule, encoder_lr_scale=0.5, patience=5)
+    assert metrics["epochs_run"] == 2  # the whole schedule ran
+    head, encoder = model.trainer.optimizers[0].param_groups
+    assert head["lr"] == pytest.approx(last_lr, abs=1e-9) and encoder["lr"] == pytest.approx(last_lr / 2, abs=1e-9)
+
+
 def test_bad_modes_and_options_are_clear_errors(digits, pretrained):
     with pytest.raises(StrataError, match="finetune.mode='bogus' is not one of scratch, frozen, unfrozen, partial"):
         Classifier(copy.deepcopy(pretrained), 10, mode="bogus")
@@ -157,6 +165,6 @@ def test_bad_modes_and_options_are_clear_errors(digits, pretrained):
         build_encoder("frozen", digits, None, SIZES, ["sigmoid"] * 3, seed=0)
     with pytest.raises(StrataError, match="finetune.head='conv'"):
         Classifier(copy.deepcopy(pretrained), 10, head="conv")
-    for field, value in (("epochs", 0), ("batch_size", -1), ("lr", 0.0), ("encoder_lr_scale", -1.0)):
+    for field, value in (("epochs", 0), ("batch_size", -1), ("lr", 0.0), ("encoder_lr_scale", -1.0), ("schedule", "step")):
         with pytest.raises(StrataError, match=f"finetune.{field}="):
             train("unfrozen", digits, pretrained, **{field: value})

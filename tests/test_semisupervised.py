@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from finetune.run import build_encoder, finetune_once
@@ -74,6 +75,21 @@ def test_the_same_seed_gives_the_same_numbers(digits, artifact):
     assert a["val"] == b["val"] and a["test"] == b["test"]
 
 
+def test_the_adversarial_perturbation_has_the_relative_radius_and_finds_a_sensitive_direction(digits, artifact):
+    torch.manual_seed(0)
+    model = SemiSupervisedClassifier(load_autoencoder(artifact), 10, torch.ones(10), radius=0.3)
+    x = model.encoder.preprocess(digits.unlabeled()[:200])
+    with torch.no_grad():
+        target = F.softmax(model.clean_logits(x), dim=1)
+    r = model.adversarial_perturbation(x, target)
+    assert torch.allclose(r.norm(dim=1), 0.3 * x.norm(dim=1), rtol=1e-4)
+    with torch.no_grad():
+        adversarial = model.divergence(x + r, target)
+        random = [model.divergence(x + 0.3 * x.norm(dim=1, keepdim=True) * F.normalize(torch.randn_like(x), dim=1), target)
+                  for _ in range(5)]
+    assert adversarial > 3 * max(random), (adversarial, random)
+
+
 def test_semisup_needs_the_decoder(digits, artifact):
     with pytest.raises(StrataError, match="semisup needs a pretrained autoencoder with its decoder.*an encoder only"):
         build_encoder("semisup", digits, load_encoder(artifact), [], [], seed=0)
@@ -86,6 +102,7 @@ def test_semisup_needs_the_decoder(digits, artifact):
     ("noise", 1.0, "finetune.unlabeled.noise=1.0 is not a masking probability"),
     ("consistency", -1, "finetune.unlabeled.consistency=-1 is not a number >= 0"),
     ("batch_size", 0, "finetune.unlabeled.batch_size=0 is not a positive integer"),
+    ("radius", -0.1, "finetune.unlabeled.radius=-0.1 is not a number >= 0"),
 ])
 def test_bad_unlabeled_options_are_named(digits, artifact, field, value, message):
     start = build_encoder("semisup", digits, load_autoencoder(artifact), [], [], seed=0)
