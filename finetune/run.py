@@ -22,7 +22,7 @@ from pretrain.training import make_trainer, set_threads
 
 from .classifier import ENCODER, HEAD, MODES, SCHEDULES, Classifier, save_classifier
 from .metrics import evaluate
-from .semisupervised import PairedBatches, SemiSupervisedClassifier, check_unlabeled_options
+from .semisupervised import WEIGHTS, PairedBatches, SemiSupervisedClassifier, check_unlabeled_options
 
 
 class KeepBest(pl.Callback):
@@ -123,9 +123,7 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
         unlabeled = options["unlabeled"]
         prior = torch.bincount(y_train, minlength=data.num_classes)
         model = SemiSupervisedClassifier(encoder, data.num_classes, prior, corruption=unlabeled["corruption"], noise=unlabeled["noise"],
-                                         reconstruction=unlabeled["reconstruction"], consistency=unlabeled["consistency"],
-                                         balance=unlabeled["balance"],
-                                         adversarial=unlabeled["adversarial"], radius=unlabeled["radius"], **common)
+                                         radius=unlabeled["radius"], **{w: unlabeled[w] for w in WEIGHTS}, **common)
         train_loader = PairedBatches(x_train, y_train, data.unlabeled(), options["batch_size"], unlabeled["batch_size"], seed,
                                      min_batches=options["min_batches_per_epoch"])
     else:
