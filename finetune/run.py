@@ -20,7 +20,7 @@ from pretrain.layer import LAYER_KINDS
 from pretrain.stack import DeepAutoencoder
 from pretrain.training import make_trainer, set_threads
 
-from .classifier import ENCODER, HEAD, MODES, SCHEDULES, Classifier, save_classifier
+from .classifier import ENCODER, HEAD, MODES, Classifier, save_classifier
 from .metrics import evaluate
 from .semisupervised import WEIGHTS, PairedBatches, SemiSupervisedClassifier, check_unlabeled_options
 
@@ -97,8 +97,6 @@ def check_options(options: dict) -> None:
         positive_int(options[key], f"finetune.{key}")
     positive_int(options["min_batches_per_epoch"], "finetune.min_batches_per_epoch", allow_zero=True)
     check_unlabeled_options(options["unlabeled"])
-    if options["schedule"] not in SCHEDULES:
-        raise StrataError(f"finetune.schedule={options['schedule']!r} is not one of {', '.join(SCHEDULES)}")
     for key, low in (("lr", "> 0"), ("encoder_lr_scale", ">= 0"), ("weight_decay", ">= 0")):
         value = options[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 if low == "> 0" else value >= 0):
