@@ -3,7 +3,6 @@ test; write results.csv (one row per run), report.md (mean +/- std over seeds, g
 accuracy_vs_labels.png into the run directory. While the grid runs, results.partial.csv holds the runs done so far."""
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import os
@@ -20,11 +19,13 @@ from pretrain.distributed import is_global_zero
 from pretrain.stack import DeepAutoencoder
 
 from .classifier import MODES
+from .labels import labeled_subset
 from .run import build_encoder, check_options, finetune_once, load_pretrained
 
 PARTIAL = "results.partial.csv"  # the rows of the runs done so far, while the grid runs; removed when it ends
 COLUMNS = ["budget", "labels", "val_labels", "seed", "mode", "test_accuracy", "test_f1_macro", "val_accuracy",
-           "best_epoch", "epochs_run", "trainable_parameters", "parameters", "seconds"]
+           "test_accuracy_last", "steps", "best_epoch", "epochs_run", "trainable_parameters", "parameters", "seconds",
+           "validation"]
 
 
 def parse_budgets(values) -> list:
@@ -52,13 +53,6 @@ def plan_modes(modes, depth: int) -> list[str]:
     return [m for m in modes if not (m == "partial" and depth < 2)]  # partial needs a layer left to train
 
 
-def with_labels(data, budget, seed):
-    """A view of `data` whose labeled subset is `budget` labels drawn by `seed`."""
-    subset = copy.copy(data)
-    subset.labels, subset.seed = budget, seed
-    return subset
-
-
 def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dict]:
     """Run the whole grid; `pretrain_fn(cfg, run_dir) -> artifact path` pretrains when `pretrained` is not set."""
     resolved = to_dict(cfg)
@@ -73,8 +67,11 @@ def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dic
     check_options(options)
     check_modes(resolved["modes"])
     data = build_data(cfg)
+    def subset(budget, seed):
+        return labeled_subset(data, budget, seed, data.val_from, data.val_fraction)
+
     for budget in budgets:  # an impossible budget fails now, not after pretraining
-        with_labels(data, budget, seeds[0]).labeled()
+        subset(budget, seeds[0])
     artifact = resolved["pretrained"] or pretrain_fn(cfg, run_dir)
     pretrained = load_pretrained(artifact, "semisup" if "semisup" in resolved["modes"] else "unfrozen")
     encoder_view = pretrained.encoder() if isinstance(pretrained, DeepAutoencoder) else pretrained
@@ -87,10 +84,9 @@ def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dic
     bar = tqdm(grid, desc="compare", unit="run", disable=not resolved["progress"])
     for budget, seed, mode in bar:
         bar.set_description(f"labels={budget} seed={seed} {mode}")
-        subset = with_labels(data, budget, seed)
-        encoder = build_encoder(mode, subset, pretrained, [], [], seed, depth=options["depth"], source=f"pretrained={artifact}")
-        _, m = finetune_once(subset, encoder, {**options, "mode": mode}, {**resolved["trainer"], "enable_progress_bar": False},
-                             seed=seed, threads=resolved["threads"])
+        encoder = build_encoder(mode, data, pretrained, [], [], seed, depth=options["depth"], source=f"pretrained={artifact}")
+        _, m = finetune_once(data, encoder, {**options, "mode": mode}, {**resolved["trainer"], "enable_progress_bar": False},
+                             seed=seed, threads=resolved["threads"], subset=subset(budget, seed))
         rows.append(result_row(budget, m))
         if is_global_zero():  # the runs so far, in case the grid is cut short; results.csv is only the whole grid
             _write_atomically(run_dir / PARTIAL, lambda tmp: write_csv(rows, tmp))
@@ -104,9 +100,11 @@ def result_row(budget, m: dict) -> dict:
     """One row of results.csv from a fine-tuning run's metrics (`finetune_once`, or a metrics.json)."""
     return {"budget": budget, "labels": m["labels"], "val_labels": m["val_labels"], "seed": m["seed"], "mode": m["mode"],
             "test_accuracy": m["test"]["accuracy"], "test_f1_macro": m["test"]["f1_macro"],
-            "val_accuracy": m["val"]["accuracy"], "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
+            "val_accuracy": m["val"]["accuracy"] if m.get("val") else "",
+            "test_accuracy_last": m.get("test_last", m["test"])["accuracy"], "steps": m["steps"],
+            "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
             "trainable_parameters": m["trainable_parameters"], "parameters": m["parameters"],
-            "seconds": round(m["seconds"], 3)}
+            "seconds": round(m["seconds"], 3), "validation": m["validation"]}
 
 
 def gather_comparison(sweep_dir: str | Path, run_dir: Path) -> list[dict]:
@@ -158,17 +156,17 @@ def gather_comparison(sweep_dir: str | Path, run_dir: Path) -> list[dict]:
     return rows
 
 
-def summarize(rows: list[dict]) -> dict:
-    """{(budget, mode): (labels, mean accuracy, std accuracy, n, mean gain over scratch or None)}: gains are
-    paired by seed."""
+def summarize(rows: list[dict], column: str = "test_accuracy") -> dict:
+    """{(budget, mode): (labels, mean accuracy, std accuracy, n, mean gain over scratch or None)} of `column`: gains
+    are paired by seed."""
     by_key: dict = {}
     for r in rows:
         by_key.setdefault((r["budget"], r["mode"]), {})[r["seed"]] = r
     out = {}
     for (budget, mode), runs in by_key.items():
-        acc = np.array([r["test_accuracy"] for r in runs.values()])
+        acc = np.array([float(r[column]) for r in runs.values()])
         scratch = by_key.get((budget, "scratch"), {})
-        paired = [runs[s]["test_accuracy"] - scratch[s]["test_accuracy"] for s in runs if s in scratch]
+        paired = [float(runs[s][column]) - float(scratch[s][column]) for s in runs if s in scratch]
         gain = float(np.mean(paired)) if paired and mode != "scratch" else None
         labels = int(np.mean([r["labels"] for r in runs.values()]))
         out[(budget, mode)] = (labels, float(acc.mean()), float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, len(acc), gain)
@@ -192,7 +190,7 @@ def write_outputs(rows: list[dict], run_dir: Path, title: str, artifact: str) ->
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_atomically(run_dir / "results.csv", lambda tmp: write_csv(rows, tmp))
     summary = summarize(rows)
-    _write_atomically(run_dir / "report.md", lambda tmp: tmp.write_text(report_markdown(summary, title, artifact)))
+    _write_atomically(run_dir / "report.md", lambda tmp: tmp.write_text(report_markdown(rows, title, artifact)))
     _write_atomically(run_dir / "accuracy_vs_labels.png", lambda tmp: plot_accuracy(summary, tmp, title))
     (run_dir / PARTIAL).unlink(missing_ok=True)
 
@@ -203,29 +201,46 @@ def _ordered(summary: dict) -> tuple[list, list]:
     return budgets, modes
 
 
-def report_markdown(summary: dict, title: str, artifact: str) -> str:
+def protocol(rows: list[dict]) -> str:
+    """What every run got, in words: optimizer steps per mode and the validation that chose its weights."""
+    steps = {m: sorted({int(r["steps"]) for r in rows if r["mode"] == m}) for m in MODES if any(r["mode"] == m for r in rows)}
+    if len({tuple(v) for v in steps.values()}) == 1:
+        step_text = f"every run of every mode took {', '.join(map(str, next(iter(steps.values()))))} optimizer steps"
+    else:
+        step_text = "optimizer steps per mode: " + "; ".join(f"{m} {', '.join(map(str, v))}" for m, v in steps.items())
+    validations = sorted({r["validation"] for r in rows})
+    return f"Protocol: {step_text}; validation: {' / '.join(validations)}."
+
+
+def accuracy_table(summary: dict, gains: bool = True) -> list[str]:
     budgets, modes = _ordered(summary)
-    lines = [f"# Pretraining versus training from scratch: {title}", "",
-             f"Pretrained encoder: `{artifact}`. Test accuracy (%), mean +/- std over seeds; the test set is only evaluated.", "",
-             "| labels | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    lines = ["| labels | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
     for b in budgets:
-        cells = []
-        for m in modes:
-            if (b, m) in summary:
-                labels, mean, std, n, _ = summary[(b, m)]
-                cells.append(f"{100 * mean:.2f} +/- {100 * std:.2f}")
-            else:
-                cells.append("")
+        cells = [f"{100 * summary[(b, m)][1]:.2f} +/- {100 * summary[(b, m)][2]:.2f}" if (b, m) in summary else "" for m in modes]
         labels = next(v[0] for (bb, _), v in summary.items() if bb == b)
         lines.append(f"| {b if b != 'all' else f'all ({labels})'} | " + " | ".join(cells) + " |")
     gain_modes = [m for m in modes if m != "scratch"]
-    if "scratch" in modes and gain_modes:
+    if gains and "scratch" in modes and gain_modes:
         lines += ["", "Gain over scratch (accuracy points, mean of the per-seed differences):", "",
                   "| labels | " + " | ".join(gain_modes) + " |", "|---|" + "---|" * len(gain_modes)]
         for b in budgets:
             cells = [f"{100 * summary[(b, m)][4]:+.2f}" if (b, m) in summary and summary[(b, m)][4] is not None else ""
                      for m in gain_modes]
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report_markdown(rows: list[dict], title: str, artifact: str) -> str:
+    summary = summarize(rows)
+    selected = any(r["validation"] and not str(r["validation"]).startswith("none") for r in rows)
+    lines = [f"# Pretraining versus training from scratch: {title}", "",
+             f"Pretrained encoder: `{artifact}`. {protocol(rows)}", "",
+             "Test accuracy (%), mean +/- std over seeds"
+             + (", of the epoch the validation chose" if selected else ", of the last step") + "; the test set is only evaluated.", "",
+             *accuracy_table(summary)]
+    if selected:
+        lines += ["", "The same runs at their last step (no model selection):", "",
+                  *accuracy_table(summarize(rows, "test_accuracy_last"), gains=False)]
     n_seeds = max(v[3] for v in summary.values())
     lines += ["", f"{n_seeds} seed(s) per cell; every run's figures are in results.csv.", ""]
     return "\n".join(lines)

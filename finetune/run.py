@@ -1,5 +1,6 @@
-"""One fine-tuning run: build the classifier for a mode, train on the labeled subset with early stopping on the
-validation split, then evaluate on validation and test (the test set is only evaluated, never used to choose)."""
+"""One fine-tuning run: build the classifier for a mode, train it on the labeled subset for a fixed number of optimizer
+steps (model selection on a validation split where the config asks for one), then evaluate on the test set (only
+evaluated, never used to choose)."""
 from __future__ import annotations
 
 import copy
@@ -20,16 +21,18 @@ from pretrain.layer import LAYER_KINDS
 from pretrain.stack import DeepAutoencoder
 from pretrain.training import make_trainer, set_threads
 
+from .batches import PairedBatches, StepBatches
 from .classifier import ENCODER, HEAD, MODES, Classifier, save_classifier
+from .labels import LabeledSubset, labeled_subset
 from .metrics import evaluate
-from .semisupervised import WEIGHTS, PairedBatches, SemiSupervisedClassifier, check_unlabeled_options
+from .semisupervised import WEIGHTS, SemiSupervisedClassifier, check_unlabeled_options
 
 
 class KeepBest(pl.Callback):
-    """Early stopping on the validation split: keeps the weights of the best epoch (highest accuracy, then lowest
-    loss), stops after `patience` epochs without improvement, and restores the best weights at the end."""
+    """Model selection on the validation split: remembers the weights of the best epoch (highest accuracy, then
+    lowest loss) and, with a `patience`, stops after that many epochs without improvement (None: never stops)."""
 
-    def __init__(self, patience: int):
+    def __init__(self, patience: int | None):
         self.patience = patience
         self.best_key, self.best_epoch, self.best_state = None, -1, None
 
@@ -40,12 +43,8 @@ class KeepBest(pl.Callback):
         if self.best_key is None or key > self.best_key:
             self.best_key, self.best_epoch = key, trainer.current_epoch
             self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        elif trainer.current_epoch - self.best_epoch >= self.patience:
+        elif self.patience is not None and trainer.current_epoch - self.best_epoch >= self.patience:
             trainer.should_stop = True
-
-    def on_train_end(self, trainer, module) -> None:
-        if self.best_state is not None:
-            module.load_state_dict(self.best_state)
 
 
 def build_encoder(mode: str, data: ArrayDataModule, pretrained: Encoder | DeepAutoencoder | None, sizes: list[int],
@@ -93,9 +92,13 @@ def load_pretrained(path: str, mode: str) -> Encoder | DeepAutoencoder:
 
 def check_options(options: dict) -> None:
     """The `finetune` group's schedule and rates, each a clear error when out of range."""
-    for key in ("epochs", "batch_size", "patience"):
+    for key in ("steps", "epochs", "batch_size"):
         positive_int(options[key], f"finetune.{key}")
-    positive_int(options["min_batches_per_epoch"], "finetune.min_batches_per_epoch", allow_zero=True)
+    if options["steps"] % options["epochs"]:
+        raise StrataError(f"finetune.steps={options['steps']} is not a multiple of finetune.epochs={options['epochs']} "
+                          "(the steps are cut into that many epochs of equal length)")
+    if options["patience"] is not None:
+        positive_int(options["patience"], "finetune.patience")
     check_unlabeled_options(options["unlabeled"])
     for key, low in (("lr", "> 0"), ("encoder_lr_scale", ">= 0"), ("weight_decay", ">= 0")):
         value = options[key]
@@ -104,16 +107,22 @@ def check_options(options: dict) -> None:
 
 
 def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, options: dict, trainer_options: dict | None = None,
-                  seed: int = 0, log_dir: str | None = None, label: str = "finetune",
-                  threads: int | str | None = "auto") -> tuple[Classifier, dict]:
-    """Train a Classifier on `data.labeled()` and return it with its metrics (val and test, JSON-ready).
+                  seed: int = 0, log_dir: str | None = None, label: str = "finetune", threads: int | str | None = "auto",
+                  subset: LabeledSubset | None = None) -> tuple[Classifier, dict]:
+    """Train a Classifier on `subset` (default: the data config's budget and validation, drawn by `seed`; see
+    finetune.labels.labeled_subset) for `options["steps"]` optimizer steps and return it with its metrics
+    (JSON-ready): the test set's, and the validation split's where there is one.
 
     `options` holds the `finetune` config group: mode, head, optimiser and schedule. `encoder` comes from
-    `build_encoder` (for mode semisup, the whole autoencoder).
+    `build_encoder` (for mode semisup, the whole autoencoder). With a validation split, the result is the best
+    epoch's weights, and `test_last` is the last step's; without one, the result is the last step's.
     """
     check_options(options)
+    if subset is None:
+        subset = labeled_subset(data, data.labels, seed, data.val_from, data.val_fraction)
     pl.seed_everything(seed, workers=True, verbose=False)
-    (x_train, y_train), (x_val, y_val) = data.labeled()
+    (x_train, y_train), val, _ = subset
+    steps_per_epoch = options["steps"] // options["epochs"]
     common = dict(head=options["head"], head_hidden=options["head_hidden"], dropout=options["dropout"],
                   input_dropout=options["input_dropout"], optimizer=options["optimizer"], lr=options["lr"],
                   encoder_lr_scale=options["encoder_lr_scale"], weight_decay=options["weight_decay"], schedule=options["schedule"])
@@ -121,32 +130,35 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
         unlabeled = options["unlabeled"]
         prior = torch.bincount(y_train, minlength=data.num_classes)
         model = SemiSupervisedClassifier(encoder, data.num_classes, prior, corruption=unlabeled["corruption"], noise=unlabeled["noise"],
-                                         radius=unlabeled["radius"], **{w: unlabeled[w] for w in WEIGHTS}, **common)
-        train_loader = PairedBatches(x_train, y_train, data.unlabeled(), options["batch_size"], unlabeled["batch_size"], seed,
-                                     min_batches=options["min_batches_per_epoch"])
+                                         radius=unlabeled["radius"], xi=unlabeled["xi"], **{w: unlabeled[w] for w in WEIGHTS}, **common)
+        train_loader = PairedBatches(x_train, y_train, data.unlabeled(), options["batch_size"], unlabeled["batch_size"],
+                                     steps_per_epoch, seed)
     else:
         model = Classifier(encoder, data.num_classes, mode=options["mode"], frozen_layers=options["frozen_layers"], **common)
-        train_loader = BatchLoader(x_train, y_train, batch_size=options["batch_size"], seed=seed,
-                                   min_batches=options["min_batches_per_epoch"])
+        train_loader = StepBatches(x_train, y_train, batch_size=options["batch_size"], steps=steps_per_epoch, seed=seed)
     model.train()  # frozen blocks stay in eval mode (Classifier.train)
     set_threads(model, threads)
-    val_loader = BatchLoader(x_val, y_val, batch_size=4096, shuffle=False)
     keep_best = KeepBest(options["patience"])
     trainer = make_trainer(trainer_options, options["epochs"], label, log_dir, "finetune",
-                           callbacks=[keep_best], num_sanity_val_steps=0)
+                           callbacks=[keep_best] if val is not None else [], num_sanity_val_steps=0)
     started = time.perf_counter()
-    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    trainer.fit(model, train_dataloaders=train_loader,
+                val_dataloaders=BatchLoader(*val, batch_size=4096, shuffle=False) if val is not None else None)
     seconds = time.perf_counter() - started
     model.eval()
     x_test, y_test = data.test()
     metrics = {
-        "mode": options["mode"], "labels": len(x_train), "val_labels": len(x_val), "seed": seed,
-        "best_epoch": keep_best.best_epoch + 1, "epochs_run": trainer.current_epoch, "seconds": seconds,
+        "mode": options["mode"], "labels": len(x_train), "val_labels": 0 if val is None else len(val[0]),
+        "validation": subset.validation, "seed": seed, "steps": trainer.global_step, "epochs_run": trainer.current_epoch,
+        "best_epoch": trainer.current_epoch if val is None else keep_best.best_epoch + 1, "seconds": seconds,
         "parameters": sum(p.numel() for p in model.parameters()),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "val": evaluate(model, x_val, y_val, data.num_classes),
-        "test": evaluate(model, x_test, y_test, data.num_classes),
     }
+    if val is not None:  # the last step's weights first, then the selected epoch's
+        metrics["test_last"] = evaluate(model, x_test, y_test, data.num_classes)
+        model.load_state_dict(keep_best.best_state)
+        metrics["val"] = evaluate(model, *val, data.num_classes)
+    metrics["test"] = evaluate(model, x_test, y_test, data.num_classes)
     return model, metrics
 
 
@@ -173,14 +185,16 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
     sizes = layer_sizes(resolved["model"]["layers"])
     encoder = build_encoder(options["mode"], data, pretrained, sizes, scratch_activations(resolved, len(sizes)),
                             seed=seed, depth=options["depth"], source=f"pretrained={resolved['pretrained']}")
+    subset = labeled_subset(data, data.labels, seed, data.val_from, data.val_fraction)
+    print(f"data: {data.summary()}")
     model, metrics = finetune_once(data, encoder, options, trainer, seed=seed, log_dir=str(run_dir),
-                                   label=f"{options['mode']} labels={data.labels}", threads=resolved["threads"])
+                                   label=f"{options['mode']} labels={data.labels}", threads=resolved["threads"], subset=subset)
     metrics = {"data": data.describe(), "pretrained": resolved["pretrained"], "budget": data.labels, **metrics}
     if not is_global_zero():  # under DDP every rank holds the same model and metrics; rank 0 writes them
         return metrics
     if resolved["save_encoder"]:
         save_classifier(model, run_dir, config=resolved, metrics=metrics)
     write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2))  # last: a metrics.json is a whole result
-    print(f"{options['mode']}: {metrics['labels']} labels, test accuracy {metrics['test']['accuracy']:.4f}, "
-          f"macro F1 {metrics['test']['f1_macro']:.4f}; {run_dir / 'metrics.json'}")
+    print(f"{options['mode']}: {metrics['labels']} labels, {metrics['steps']} steps, validation {metrics['validation']}; "
+          f"test accuracy {metrics['test']['accuracy']:.4f}, macro F1 {metrics['test']['f1_macro']:.4f}; {run_dir / 'metrics.json'}")
     return metrics

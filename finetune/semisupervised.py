@@ -14,7 +14,8 @@ e the encoder and g the pretrained decoder:
                                                         subset's frequencies
           + adversarial * KL(p(x_u) || p(x_u + r))      smooth where the prediction is most sensitive: r is the
                                                         perturbation of norm radius * |x_u| that changes it most
-                                                        (virtual adversarial training, Miyato et al. 2018)
+                                                        (virtual adversarial training, Miyato et al. 2018),
+                                                        found by power iteration with a probe of tiny norm xi
 
 Without the balance term, consistency has a degenerate optimum: memorise the few labels and push the unlabeled
 inputs into a few confident classes (README, MNIST: what mattered).
@@ -25,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pretrain import BatchLoader, StrataError
+from pretrain import StrataError
 from pretrain.layer import make_optimizer
 from pretrain.regularizers import corrupt
 from pretrain.stack import DeepAutoencoder
@@ -38,7 +39,7 @@ WEIGHTS = ("reconstruction", "consistency", "balance", "adversarial")
 
 def check_unlabeled_options(options: dict) -> None:
     """The `finetune.unlabeled` group, each field a clear error when out of range."""
-    expected = {"batch_size", "corruption", "noise", "radius", *WEIGHTS}
+    expected = {"batch_size", "corruption", "noise", "radius", "xi", *WEIGHTS}
     if not isinstance(options, dict) or set(options) != expected:
         raise StrataError(f"finetune.unlabeled={options!r} should have exactly the fields {', '.join(sorted(expected))}")
     size = options["batch_size"]
@@ -50,6 +51,9 @@ def check_unlabeled_options(options: dict) -> None:
         value = options[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise StrataError(f"finetune.unlabeled.{key}={value!r} is not a number >= 0")
+    if not (isinstance(options["xi"], (int, float)) and not isinstance(options["xi"], bool) and 0 < options["xi"] < 1):
+        raise StrataError(f"finetune.unlabeled.xi={options['xi']!r} is not a probe norm in (0, 1), relative to the input's "
+                          "(a finite difference: keep it tiny)")
     if options["corruption"] == "mask" and not options["noise"] < 1:
         raise StrataError(f"finetune.unlabeled.noise={options['noise']} is not a masking probability in [0, 1)")
 
@@ -61,14 +65,15 @@ class SemiSupervisedClassifier(Classifier):
 
     def __init__(self, autoencoder: DeepAutoencoder, num_classes: int, prior: torch.Tensor, corruption: str = "mask",
                  noise: float = 0.25, reconstruction: float = 0.0, consistency: float = 1.0, balance: float = 1.0,
-                 adversarial: float = 0.0, radius: float = 0.2, **classifier_options):
+                 adversarial: float = 0.0, radius: float = 0.2, xi: float = 1e-3, power_iterations: int = 1,
+                 **classifier_options):
         super().__init__(autoencoder.encoder(), num_classes, mode="unfrozen", **classifier_options)
         self.mode = "semisup"
         self.autoencoder = autoencoder  # for its decoder; its encoder weights are the classifier's
         self.corruption, self.noise = corruption, noise
         self.weights = {"reconstruction": reconstruction, "consistency": consistency, "balance": balance,
                         "adversarial": adversarial}
-        self.radius = radius
+        self.radius, self.xi, self.power_iterations = radius, xi, power_iterations
         self.register_buffer("prior", prior.float() / prior.sum(), persistent=False)
 
     def noisy_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,12 +95,25 @@ class SemiSupervisedClassifier(Classifier):
         return F.kl_div(F.log_softmax(self.clean_logits(h), dim=1), target, reduction="batchmean")
 
     def adversarial_perturbation(self, clean: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The perturbation r of L2 norm `radius` * |x| that changes the prediction most, per input x, found by one
-        power iteration from a random direction (virtual adversarial training, Miyato et al. 2018). Relative to each
-        input's norm, so that one radius fits data of any scale."""
-        probe = (10.0 * F.normalize(torch.randn_like(clean), dim=1)).requires_grad_()  # large enough for bfloat16
-        (grad,) = torch.autograd.grad(self.divergence(clean + probe, target), probe)
-        return self.radius * clean.norm(dim=1, keepdim=True) * F.normalize(grad.float(), dim=1)
+        """The perturbation r of L2 norm `radius` * |x| that changes the prediction most, per input x (virtual
+        adversarial training, Miyato et al. 2018).
+
+        That direction is the top eigenvector of the Hessian H of KL(target || p(x + r)) at r = 0, where the gradient
+        is 0: the gradient at r = xi d is xi H d + O(xi^2), so each power iteration d <- normalize(grad at xi d) is a
+        finite-difference step d <- normalize(H d). The probe's norm is `xi` * |x|: tiny beside the radius, yet large
+        enough that x + probe is not rounded back to x (Miyato et al.'s absolute 1e-6 is below float32's resolution
+        for a pixel near 1). It runs in float32 whatever the trainer's precision. Both norms are relative to each
+        input's, so that one setting fits data of any scale.
+        """
+        with torch.autocast(clean.device.type, enabled=False):
+            x = clean.float()
+            norm = x.norm(dim=1, keepdim=True)
+            d = F.normalize(torch.randn_like(x), dim=1)
+            for _ in range(self.power_iterations):
+                probe = (self.xi * norm * d).requires_grad_()
+                (grad,) = torch.autograd.grad(self.divergence(x + probe, target), probe)
+                d = F.normalize(grad, dim=1)
+        return (self.radius * norm * d).to(clean.dtype)
 
     def unlabeled_costs(self, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each weighted cost of the unlabeled batch `u` that has a non-zero weight, unweighted."""
@@ -133,25 +151,3 @@ class SemiSupervisedClassifier(Classifier):
         groups = [{"params": list(self.head.parameters()), "lr": self.optim["lr"]},
                   {"params": list(self.encoder.layers.parameters()) + decoder, "lr": self.optim["lr"] * self.encoder_lr_scale}]
         return self.scheduled(make_optimizer(groups, **self.optim))
-
-
-class PairedBatches:
-    """Labeled batches zipped with unlabeled ones. An epoch is one pass over the labeled subset and one over the
-    unlabeled pool, in as many steps as the one that needs more: the labeled subset is cycled (reshuffled each
-    time) when it is the smaller; when it needs more steps (many labels), the unlabeled batch shrinks below
-    `unlabeled_batch_size` so that the pool is still passed over once. Both are cycled to at least `min_batches`."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, unlabeled: torch.Tensor, batch_size: int, unlabeled_batch_size: int,
-                 seed: int, min_batches: int = 0):
-        labeled_steps, unlabeled_steps = -(-len(x) // batch_size), max(len(unlabeled) // unlabeled_batch_size, 1)
-        if labeled_steps > unlabeled_steps:
-            unlabeled_batch_size = max(len(unlabeled) // labeled_steps, 1)
-        steps = max(labeled_steps, unlabeled_steps, min_batches)
-        self.unlabeled = BatchLoader(unlabeled, batch_size=unlabeled_batch_size, seed=seed + 7919, drop_last=True, min_batches=steps)
-        self.labeled = BatchLoader(x, y, batch_size=batch_size, seed=seed, min_batches=steps)
-
-    def __len__(self) -> int:
-        return min(len(self.labeled), len(self.unlabeled))
-
-    def __iter__(self):
-        yield from zip(self.labeled, self.unlabeled)

@@ -20,7 +20,8 @@ import torch
 from .errors import StrataError
 from .idx import read_idx
 
-SCALINGS = ("unit", "standard", "none")
+SCALINGS = ("auto", "unit", "standard", "none")
+VAL_FROM = ("none", "labels", "pool")
 
 
 class BatchLoader:
@@ -76,34 +77,15 @@ class BatchLoader:
             yield batch[0] if len(batch) == 1 else batch
 
 
-def balanced_indices(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """Draw `n` indices of `y` balanced across classes: n // C from each, the remainder to classes drawn at random.
-
-    Reproducible from `seed`. Raises StrataError when a class has too few examples.
-    """
-    classes = torch.unique(y)
-    g = torch.Generator().manual_seed(seed)
-    per_class = torch.full((len(classes),), n // len(classes), dtype=torch.long)
-    per_class[torch.randperm(len(classes), generator=g)[: n % len(classes)]] += 1
-    chosen = []
-    for c, k in zip(classes.tolist(), per_class.tolist()):
-        members = torch.nonzero(y == c).flatten()
-        if k > len(members):
-            raise StrataError(f"data.labels={n} asks for {k} examples of class {c}, but the training split holds only {len(members)}")
-        chosen.append(members[torch.randperm(len(members), generator=g)[:k]])
-    out = torch.cat(chosen)
-    return out[torch.randperm(len(out), generator=g)]
-
-
-def dealt_by_class(y: torch.Tensor) -> torch.Tensor:
-    """Positions of `y` dealt out class by class, round-robin (the larger classes first in each round, ties in the
-    given order), so that a first part of them and the rest are both as balanced across classes as `y` allows."""
-    _, inverse, counts = torch.unique(y, return_inverse=True, return_counts=True)
-    rank = torch.zeros_like(inverse)  # each position's place among the members of its class
-    for c in range(len(counts)):
-        rank[inverse == c] = torch.arange(int(counts[c]))
-    key = rank * (len(y) + 1) + (counts.max() - counts[inverse])
-    return torch.sort(key, stable=True).indices
+def choose_scaling(x: torch.Tensor, integers: bool) -> tuple[str, str]:
+    """What `scaling=auto` picks for training inputs `x`, and why: the unit scale for pixels (non-negative integers)
+    and for data already in [0, 1], where masking sets an input to black and binary cross-entropy applies; standard
+    scores for any other floats (features of unrelated units)."""
+    if integers and bool(x.min() >= 0):
+        return "unit", "non-negative integers, divided by their maximum"
+    if bool(x.min() >= 0) and bool(x.max() <= 1):
+        return "unit", "values already in [0, 1], kept as they are"
+    return "standard", "floats outside [0, 1], standardised per feature"
 
 
 def fit_scaling(x: torch.Tensor, scaling: str, pixel_max: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,7 +99,7 @@ def fit_scaling(x: torch.Tensor, scaling: str, pixel_max: float | None = None) -
         return x.mean(dim=0), torch.where(std > 1e-8, std, torch.ones_like(std))
     if scaling == "none":
         return torch.zeros(d), torch.ones(d)
-    raise StrataError(f"data.scaling={scaling!r} is not one of {', '.join(SCALINGS)}")
+    raise StrataError(f"data.scaling={scaling!r} is not one of {', '.join(SCALINGS[1:])}")
 
 
 def _check_inputs(name: str, x: np.ndarray, source: str) -> None:
@@ -151,24 +133,26 @@ class ArrayDataModule(pl.LightningDataModule):
     """Base class: subclasses implement `_load()` returning (x_train, y_train or None, x_test, y_test) as numpy arrays.
 
     Args:
-        batch_size: mini-batch size of the loaders.
-        val_size: labeled training examples held out as the validation pool (an int, or a fraction < 1).
-        val_from: where fine-tuning's validation labels come from: "pool" (the held-out pool) or
-            "labels" (carved out of the N labels, `val_fraction` of them).
-        labels: how many training labels fine-tuning may use ("all" or an int), drawn balanced by `seed`.
-        scaling: "unit" (pixels to [0,1]), "standard" or "none"; fitted on training inputs only.
+        batch_size: mini-batch size of pretraining.
+        val_size: labeled training examples held out as the validation pool (an int, or a fraction < 1). Their
+            inputs are unlabeled training inputs like any other; their labels are used only with `val_from=pool`.
+        labels, val_from, val_fraction: fine-tuning's label budget and where its validation comes from ("none":
+            no validation, a fixed schedule; "labels": `val_fraction` of the budget; "pool": the held-out pool,
+            labels beyond the budget), read by `finetune.labels.labeled_subset`.
+        scaling: "auto" (see `choose_scaling`), "unit" (pixels to [0,1]), "standard" or "none"; fitted on the
+            training inputs only.
         split_seed: seeds the train/validation/test split, fixed across runs so the test set never moves.
     """
 
     name = "array"
     holdout = "random"  # how the validation pool is taken from the training set: "random" or "last"
 
-    def __init__(self, batch_size: int = 128, val_size: float = 0.1, val_from: str = "pool", val_fraction: float = 0.2,
-                 labels: int | str = "all", scaling: str = "unit", pixel_max: float | None = None,
+    def __init__(self, batch_size: int = 128, val_size: float = 0.1, val_from: str = "none", val_fraction: float = 0.2,
+                 labels: int | str = "all", scaling: str = "auto", pixel_max: float | None = None,
                  split_seed: int = 0, seed: int = 0):
         super().__init__()
-        if val_from not in ("pool", "labels"):
-            raise StrataError(f"data.val_from={val_from!r} is not one of pool, labels")
+        if val_from not in VAL_FROM:
+            raise StrataError(f"data.val_from={val_from!r} is not one of {', '.join(VAL_FROM)}")
         if scaling not in SCALINGS:
             raise StrataError(f"data.scaling={scaling!r} is not one of {', '.join(SCALINGS)}")
         if not (labels == "all" or (isinstance(labels, int) and not isinstance(labels, bool) and labels > 0)):
@@ -177,6 +161,7 @@ class ArrayDataModule(pl.LightningDataModule):
             raise StrataError(f"data.batch_size={batch_size!r} is not a positive integer")
         self.batch_size, self.val_size, self.val_from, self.val_fraction = batch_size, val_size, val_from, val_fraction
         self.labels, self.scaling, self.pixel_max, self.split_seed, self.seed = labels, scaling, pixel_max, split_seed, seed
+        self.scaling_reason = "as configured" if scaling != "auto" else None
         self._ready = False
 
     # -- loading -------------------------------------------------------------------------------
@@ -190,6 +175,7 @@ class ArrayDataModule(pl.LightningDataModule):
         source = self.describe()
         for name, arr in (("x_train", x_train), ("x_test", x_test)):
             _check_inputs(name, arr, source)
+        integers = not np.issubdtype(x_train.dtype, np.floating)
         x_train = x_train.reshape(len(x_train), -1)
         x_test = x_test.reshape(len(x_test), -1)
         if x_train.shape[1] != x_test.shape[1]:
@@ -201,6 +187,10 @@ class ArrayDataModule(pl.LightningDataModule):
         self.y_train = None if y_train is None else torch.as_tensor(np.asarray(y_train), dtype=torch.long)
         self.x_test = torch.as_tensor(np.ascontiguousarray(x_test), dtype=torch.float32)
         self.y_test = torch.as_tensor(np.asarray(y_test), dtype=torch.long)
+        if self.scaling == "auto":
+            self.scaling, self.scaling_reason = choose_scaling(self.x_train, integers)
+            if self.scaling_reason.startswith("values already"):
+                self.pixel_max = 1.0
         self.shift, self.scale = fit_scaling(self.x_train, self.scaling, self.pixel_max)
         self._split_validation()
         self._ready = True
@@ -233,32 +223,14 @@ class ArrayDataModule(pl.LightningDataModule):
         x = (self.x_train - self.shift) / self.scale
         return bool(x.min() >= 0 and x.max() <= 1)
 
+    def summary(self) -> str:
+        """One line for the run's log: the data, its size and the scaling chosen, with the reason."""
+        return (f"{self.describe()}: {len(self.x_train)} training inputs of {self.input_dim} features, {len(self.x_test)} "
+                f"test; scaling {self.scaling} ({self.scaling_reason})")
+
     def unlabeled(self) -> torch.Tensor:
         """All training inputs: pretraining's data. Never labels, never the test set."""
         return self.x_train
-
-    def labeled(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """((x, y) to train on, (x, y) to validate on), following `labels`, `val_from` and `seed`."""
-        if self.y_train is None:
-            raise StrataError(f"{self.describe()}: has no y_train, so there is nothing to fine-tune on")
-        y_fit = self.y_train[self.fit_index]
-        if self.labels == "all":
-            train_idx = self.fit_index[torch.randperm(len(self.fit_index), generator=torch.Generator().manual_seed(self.seed))]
-        else:
-            if self.labels > len(self.fit_index):
-                raise StrataError(f"data.labels={self.labels} exceeds the {len(self.fit_index)} labeled training examples outside the validation pool")
-            train_idx = self.fit_index[balanced_indices(y_fit, self.labels, self.seed)]
-        if self.val_from == "pool":
-            val_idx = self.val_index
-        else:
-            k = max(1, int(round(self.val_fraction * len(train_idx))))
-            if k >= len(train_idx):
-                raise StrataError(f"data.val_fraction={self.val_fraction} of {len(train_idx)} labels leaves nothing to train on")
-            dealt = dealt_by_class(self.y_train[train_idx])  # stratified: no class loses all its training labels
-            val_idx, train_idx = train_idx[dealt[:k].sort().values], train_idx[dealt[k:].sort().values]
-        if len(val_idx) == 0:
-            raise StrataError(f"{self.describe()}: the validation split is empty (set data.val_size > 0 or data.val_from=labels)")
-        return (self.x_train[train_idx], self.y_train[train_idx]), (self.x_train[val_idx], self.y_train[val_idx])
 
     def test(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x_test, self.y_test
@@ -278,8 +250,9 @@ class DigitsDataModule(ArrayDataModule):
 
     name = "digits"
 
-    def __init__(self, test_size: float = 0.2, val_size: float = 0.15, pixel_max: float | None = 16.0, **kwargs):
-        super().__init__(val_size=val_size, pixel_max=pixel_max, **kwargs)
+    def __init__(self, test_size: float = 0.2, val_size: float = 0.15, scaling: str = "unit", pixel_max: float | None = 16.0,
+                 **kwargs):
+        super().__init__(val_size=val_size, scaling=scaling, pixel_max=pixel_max, **kwargs)
         self.test_size = test_size
 
     def _load(self):
@@ -316,8 +289,9 @@ class MNISTDataModule(ArrayDataModule):
     name = "mnist"
     holdout = "last"
 
-    def __init__(self, root: str = "../shared/data/mnist", val_size: float = 10000, pixel_max: float | None = 255.0, **kwargs):
-        super().__init__(val_size=val_size, pixel_max=pixel_max, **kwargs)
+    def __init__(self, root: str = "../shared/data/mnist", val_size: float = 10000, scaling: str = "unit",
+                 pixel_max: float | None = 255.0, **kwargs):
+        super().__init__(val_size=val_size, scaling=scaling, pixel_max=pixel_max, **kwargs)
         self.root = Path(root).expanduser()
 
     def _load(self):
@@ -340,15 +314,13 @@ class MNISTDataModule(ArrayDataModule):
 class NpzDataModule(ArrayDataModule):
     """A user's own `.npz` with `x_train` (`y_train` optional), `x_test`, `y_test`; images are flattened.
 
-    `scaling=auto` picks "unit" for integer data (pixels) and "standard" for floating-point features.
     """
 
     name = "npz"
 
-    def __init__(self, path: str, scaling: str = "auto", **kwargs):
+    def __init__(self, path: str, **kwargs):
         self.path = Path(path).expanduser()
-        self._auto = scaling == "auto"
-        super().__init__(scaling="standard" if self._auto else scaling, **kwargs)
+        super().__init__(**kwargs)
 
     def _load(self):
         if not self.path.is_file():
@@ -361,8 +333,6 @@ class NpzDataModule(ArrayDataModule):
         missing = [k for k in ("x_train", "x_test", "y_test") if k not in arrays]
         if missing:
             raise StrataError(f"data.path={self.path}: missing array(s) {', '.join(missing)} (found {', '.join(arrays) or 'none'})")
-        if self._auto and np.issubdtype(arrays["x_train"].dtype, np.integer):
-            self.scaling = "unit"
         return arrays["x_train"], arrays.get("y_train"), arrays["x_test"], arrays["y_test"]
 
     def describe(self) -> str:

@@ -60,6 +60,8 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     checkpoints = RunCheckpoints(run_dir, resolved, resume=resume is not None)
     pl.seed_everything(seed, workers=True, verbose=False)
     data = build_data(cfg)
+    if is_global_zero():
+        print(f"data: {data.summary()}")
     dims = [data.input_dim, *sizes]  # the encoder's weights, on the meta device (nothing allocated), size the thread choice
     set_threads(nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in itertools.pairwise(dims))), threads)
     try:

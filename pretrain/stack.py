@@ -141,7 +141,7 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
         stage = f"layer{k + 1}"
         finished = checkpoints.finished(stage, layer)  # a resumed run loads a finished layer instead of training it
         if finished is None:
-            label = f"layer {k + 1}/{len(sizes)} ({inputs.shape[1]}->{n_hidden})"
+            label = f"layer {k + 1}/{len(sizes)} ({inputs.shape[1]}->{n_hidden}, {layer.loss_kind})"
             ckpt_path = checkpoints.resume_from(stage, layer)  # a resumed run continues a stage that was in training
             trainer = make_trainer(trainer_options, epochs, label, log_dir, checkpoints.log_version(stage), **checkpoints.trainer_args(stage))
             started = time.perf_counter()

@@ -19,6 +19,7 @@ logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*is deprecated.*",
                 ".*GPU available but not used.*", ".*isinstance.treespec, LeafSpec.*", ".*module.s. in eval mode at the start of training.*",
+                ".*validation_step. but have no .val_dataloader.*",  # a fixed schedule: nothing to validate on
                 # the epoch values strata logs are reduced over ranks already (TracksReconstruction, torchmetrics)
                 ".*when logging on epoch level in distributed setting.*"):
     warnings.filterwarnings("ignore", message=pattern)

@@ -6,7 +6,7 @@ options of conf/autoencoder/<variant>.yaml. Reported:
 - the VAE's negative ELBO per test image, in nats (Bernoulli likelihood of the grey-level pixels in [0, 1]),
   beside a model without a latent (every pixel Bernoulli with its training mean) for scale;
 - test accuracy of a logistic regression on the codes (the VAE's posterior means) fitted on 100 and on 1000
-  labels, balanced subsets of the training split outside the validation pool (pretrain.data.balanced_indices),
+  labels, balanced subsets of the training split outside the validation pool (finetune.labels.balanced_indices),
   mean and standard deviation over label draws; raw pixels as the baseline without pretraining.
 The regression's settings are fixed (standardised features, C=1); the test set chooses nothing.
 
@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pretrain import MNISTDataModule, negative_elbo, pretrain_stack  # noqa: E402
 from pretrain.config import CONF_DIR, layer_options, to_dict  # noqa: E402
-from pretrain.data import balanced_indices  # noqa: E402
+from finetune.labels import balanced_indices  # noqa: E402
 
 VARIANTS = {"denoising": "denoising stack", "vae": "VAE (posterior means)", "adversarial": "adversarial autoencoder"}
 

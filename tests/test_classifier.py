@@ -19,7 +19,7 @@ SIZES = [16, 12, 8]  # three layers, so that partial can freeze one or two
 def finetune_options(**overrides) -> dict:
     """conf/finetune/default.yaml with tiny settings: two short epochs."""
     options = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "finetune" / "default.yaml"))
-    return {**options, "epochs": 2, "min_batches_per_epoch": 4, "lr": 0.01, **overrides}
+    return {**options, "epochs": 2, "steps": 8, "lr": 0.01, **overrides}
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +168,19 @@ def test_bad_modes_and_options_are_clear_errors(digits, pretrained):
     for field, value in (("epochs", 0), ("batch_size", -1), ("lr", 0.0), ("encoder_lr_scale", -1.0), ("schedule", "step")):
         with pytest.raises(StrataError, match=f"finetune.{field}="):
             train("unfrozen", digits, pretrained, **{field: value})
+
+
+def test_validating_on_a_pool_chooses_an_epoch_but_leaves_the_training_as_it_was(digits, pretrained):
+    """A run that scores a labeled pool after each epoch trains exactly as one without validation: its last step's test
+    figures are those of the run that never saw the pool (the realistic figure), its `test` those of the epoch the
+    pool chose (the classic one)."""
+    from finetune.labels import labeled_subset
+
+    runs = {}
+    for val_from in ("none", "pool"):
+        encoder = build_encoder("unfrozen", digits, pretrained, [], [], seed=0)
+        options = finetune_options(mode="unfrozen", dropout=0.3, epochs=4, steps=16)
+        runs[val_from] = finetune_once(digits, encoder, options, QUIET, seed=0, subset=labeled_subset(digits, 50, 0, val_from))[1]
+    assert runs["pool"]["test_last"] == runs["none"]["test"] and runs["pool"]["steps"] == runs["none"]["steps"] == 16
+    assert "val" not in runs["none"] and runs["pool"]["val"]["n"] == len(digits.val_index)
+    assert 1 <= runs["pool"]["best_epoch"] <= 4

@@ -17,7 +17,7 @@ from pretrain.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ["scratch", "frozen", "unfrozen", "partial"]
-TINY = ["model.layers=[128,64]", "model.epochs=2", "finetune.epochs=2", "trainer=fast", "progress=false"]
+TINY = ["model.layers=[128,64]", "model.epochs=2", "finetune.epochs=2", "finetune.steps=10", "trainer=fast", "progress=false"]
 N_FIT = 1221  # digits' training examples outside the validation pool
 
 
@@ -52,9 +52,11 @@ def test_results_csv_has_one_row_per_run(rows):
     assert sorted((r["budget"], r["seed"], r["mode"]) for r in rows) == sorted(
         (b, s, m) for b in ("20", "all") for s in ("0", "1") for m in MODES)
     for r in rows:
-        assert int(r["labels"]) == (20 if r["budget"] == "20" else N_FIT) and int(r["val_labels"]) == 216
+        assert int(r["labels"]) == (20 if r["budget"] == "20" else N_FIT) and int(r["val_labels"]) == 0
         assert 0 <= float(r["test_accuracy"]) <= 1 and 0 <= float(r["test_f1_macro"]) <= 1
-        assert 1 <= int(r["best_epoch"]) <= int(r["epochs_run"]) <= 2
+        # realistic by default: no validation, a fixed schedule whose last step is the result
+        assert r["validation"].startswith("none") and r["val_accuracy"] == "" and r["test_accuracy_last"] == r["test_accuracy"]
+        assert int(r["best_epoch"]) == int(r["epochs_run"]) == 2
     params = {r["mode"]: (int(r["trainable_parameters"]), int(r["parameters"])) for r in rows}
     total = params["scratch"][1]
     assert all(p[1] == total for p in params.values())  # one architecture for every mode
@@ -104,6 +106,18 @@ def test_a_given_artifact_is_reused_without_pretraining(run_dir, rows, tmp_path)
     # the same artifact, budget, seed and settings as in the first run give the same figures
     first = {r["mode"]: float(r["test_accuracy"]) for r in rows if r["budget"] == "20" and r["seed"] == "0"}
     assert {r["mode"]: r["test_accuracy"] for r in again} == pytest.approx({m: first[m] for m in ("scratch", "frozen")})
+
+
+def test_every_mode_of_a_cell_takes_the_same_optimizer_steps(run_dir, tmp_path):
+    """The comparison is fair in training: scratch, frozen, unfrozen and semisup (which also walks the unlabeled pool)
+    take the steps of finetune.steps, at few labels and at all, and the report says so."""
+    cfg = config(f"pretrained={run_dir / 'encoder'}", "budgets=[20,all]", "seeds=[0]", "modes=[scratch,frozen,unfrozen,semisup]",
+                 "trainer.limit_train_batches=1.0", "finetune.steps=12", "finetune.epochs=3")
+    rows = run_comparison(cfg, tmp_path, pretrain_fn=no_pretraining)
+    assert sorted((str(r["budget"]), r["mode"]) for r in rows) == sorted(
+        (b, m) for b in ("20", "all") for m in ("scratch", "frozen", "unfrozen", "semisup"))
+    assert {r["steps"] for r in rows} == {12}
+    assert "every run of every mode took 12 optimizer steps; validation: none" in (tmp_path / "report.md").read_text()
 
 
 def test_a_grid_cut_short_leaves_the_runs_done_as_partial_results_only(run_dir, tmp_path, monkeypatch):

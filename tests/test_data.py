@@ -1,6 +1,7 @@
 """The data modules: MNIST from IDX files (flat and torchvision layouts, the real files where present), a user's
 .npz, digits, the batch loader; and each kind of bad data refused with the file and the problem named."""
 import gzip
+import json
 import re
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from commands import run_process
 from conftest import MNIST_DIR, REPO, idx_bytes
 from pretrain import BatchLoader, MNISTDataModule, NpzDataModule, StrataError
 from pretrain.data import MNIST_FILES
@@ -154,17 +156,37 @@ def npz(tmp_path, **arrays):
 
 
 def test_npz_loads_flattens_and_scales(tmp_path):
-    data = NpzDataModule(str(npz(tmp_path)), val_size=0.25)
+    data = NpzDataModule(str(npz(tmp_path, x_train=np.random.default_rng(1).normal(3, 5, (20, 2, 3)))), val_size=0.25)
     data.setup()
     assert data.x_train.shape == (20, 6) and data.num_classes == 4 and len(data.val_index) == 5
-    x = (data.x_train - data.shift) / data.scale  # float data: standardised on the training inputs
-    assert torch.allclose(x.mean(dim=0), torch.zeros(6), atol=1e-5)
+    x = (data.x_train - data.shift) / data.scale  # floats outside [0, 1]: standardised on the training inputs
+    assert data.scaling == "standard" and torch.allclose(x.mean(dim=0), torch.zeros(6), atol=1e-5)
+    assert "scaling standard (floats outside [0, 1], standardised per feature)" in data.summary()
     pixels = NpzDataModule(str(npz(tmp_path, x_train=np.full((20, 6), 200, np.uint8), x_test=np.zeros((6, 6), np.uint8))))
     pixels.setup()
     assert pixels.scaling == "unit" and pixels.unit_interval  # integer data: pixels scaled into [0, 1]
+    assert torch.equal(pixels.scale, torch.full((6,), 200.0))
     unlabeled = NpzDataModule(str(npz(tmp_path, y_train=None)))
     unlabeled.setup()
     assert unlabeled.y_train is None and len(unlabeled.unlabeled()) == 20
+
+
+def test_floats_already_in_the_unit_interval_keep_their_scale_and_train_with_cross_entropy(tmp_path):
+    """Images stored as floats in [0, 1] are not standardised: masking sets a pixel to black, not to its mean, and
+    the first layer reconstructs with binary cross-entropy. The run says what it chose."""
+    x = np.random.default_rng(0).random((40, 6)).astype(np.float32) * 0.8  # in [0, 0.8]: kept, not stretched to [0, 1]
+    path = npz(tmp_path, x_train=x, y_train=np.arange(40) % 4)
+    data = NpzDataModule(str(path))
+    data.setup()
+    assert data.scaling == "unit" and torch.equal(data.shift, torch.zeros(6)) and torch.equal(data.scale, torch.ones(6))
+    assert "scaling unit (values already in [0, 1], kept as they are)" in data.summary()
+    run = tmp_path / "run"
+    done = run_process("-m", "pretrain", "data=npz", f"data.path={path}", "model.layers=[5]", "model.epochs=1",
+                       "pictures=false", "trainer=fast", f"hydra.run.dir={run}")
+    assert done.returncode == 0, done.stderr
+    assert "scaling unit (values already in [0, 1]" in done.stdout
+    description = json.loads((run / "encoder" / "config.json").read_text())
+    assert description["layers"][0]["loss"] == "bce"
 
 
 @pytest.mark.parametrize("arrays, message", [

@@ -94,8 +94,8 @@ def test_ddp_fine_tuning_under_torchrun(tmp_path, digits):
     run = tmp_path / "run"
     done = run_process("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "finetune",
                        "trainer=ddp", "trainer.devices=2", f"hydra.run.dir={run}", f"pretrained={artifact}", "data.labels=100",
-                       "finetune.epochs=3", "finetune.min_batches_per_epoch=4", "trainer.enable_progress_bar=false",
-                       timeout=240)
+                       "finetune.epochs=3", "finetune.steps=12", "data.val_from=pool",
+                       "trainer.enable_progress_bar=false", timeout=240)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder", "run"]
     assert {"metrics.json", "encoder", "head.safetensors"} <= {p.name for p in run.iterdir()}
@@ -107,9 +107,8 @@ def test_ddp_fine_tuning_under_torchrun(tmp_path, digits):
     assert float((predicted == data.y_test).float().mean()) == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
     with open(run / "logs" / "finetune" / "metrics.csv") as f:
         steps = {int(row["step"]) for row in csv.DictReader(f) if row.get("val_acc")}
-    # 100 labels cycled to at least 4 batches of 32: 200 examples a pass, 100 per rank, 4 steps (one process: 7)
-    per_epoch = math.ceil((200 // 2) / 32)
-    assert steps == {per_epoch - 1, 2 * per_epoch - 1, 3 * per_epoch - 1}
+    # 12 steps in 3 epochs, on each rank (a batch of 32 for each): validated after steps 4, 8 and 12
+    assert metrics["steps"] == 12 and steps == {3, 7, 11}
 
 
 def test_ddp_in_a_multirun_is_refused(tmp_path, monkeypatch, capsys):

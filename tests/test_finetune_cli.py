@@ -18,7 +18,7 @@ from pretrain.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = {"enable_progress_bar": False}
-TINY = ["finetune.epochs=3", "finetune.min_batches_per_epoch=3", "trainer.enable_progress_bar=false"]
+TINY = ["finetune.epochs=3", "finetune.steps=9", "trainer.enable_progress_bar=false"]
 
 
 def pretrain_tiny(data, path):
@@ -48,7 +48,7 @@ def artifact(digits, tmp_path_factory):
 def run_dir(artifact, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("finetune_run")
     done = finetune_cli(f"hydra.run.dir={run_dir}", f"pretrained={artifact}", "finetune.mode=unfrozen", "data.labels=50",
-                       "finetune.lr=0.05", "finetune.epochs=5", "finetune.min_batches_per_epoch=10")
+                       "finetune.lr=0.05", "finetune.epochs=5", "finetune.steps=50", "data.val_from=pool")
     assert done.returncode == 0, done.stderr
     return run_dir
 
@@ -121,7 +121,7 @@ def test_modes_that_cannot_run_are_clear_errors(tmp_path, artifact, overrides, m
 
 def test_multirun_writes_metrics_for_every_job(artifact, tmp_path):
     done = finetune_cli("data.labels=20,50", "seed=0,1", "finetune.mode=scratch,frozen", f"pretrained={artifact}",
-                        f"hydra.sweep.dir={tmp_path}", "finetune.epochs=1", "save_encoder=false", multirun=True)
+                        f"hydra.sweep.dir={tmp_path}", "finetune.epochs=1", "finetune.steps=5", "save_encoder=false", multirun=True)
     assert done.returncode == 0, done.stderr
     jobs = {}
     for path in tmp_path.glob("*/metrics.json"):
@@ -138,7 +138,7 @@ def test_multirun_writes_metrics_for_every_job(artifact, tmp_path):
                                                       ("wta", ["relu", "relu"]), ("vae", ["sigmoid", "linear"])])
 def test_scratch_without_an_artifact_builds_the_stack_pretraining_would(tmp_path, autoencoder, activations):
     run_finetuning(config(f"autoencoder={autoencoder}", "finetune.mode=scratch", "model.layers=[16,8]",
-                          "finetune.epochs=1"), tmp_path)
+                          "finetune.epochs=1", "finetune.steps=5"), tmp_path)
     model = load_classifier(tmp_path)
     assert model.encoder.activations == activations and model.encoder.sizes == [16, 8]
     assert json.loads((tmp_path / "metrics.json").read_text())["mode"] == "scratch"

@@ -1,10 +1,10 @@
-"""ArrayDataModule.labeled() on digits: the labeled subset fine-tuning trains on, and the split it validates on."""
-import copy
-
+"""finetune.labels.labeled_subset on digits: the labeled subset fine-tuning trains on, and the split it validates on."""
 import pytest
 import torch
 
-from pretrain import BatchLoader, DigitsDataModule, StrataError
+from finetune.batches import StepBatches
+from finetune.labels import labeled_subset
+from pretrain import DigitsDataModule, StrataError
 
 
 @pytest.fixture(scope="module")
@@ -15,12 +15,9 @@ def row_index(digits):
     return index, {tuple(row.tolist()) for row in digits.x_test}
 
 
-def draw(digits, row_index, **settings):
-    """labeled() under `settings`, as (train positions, train labels, validation positions) in x_train."""
-    data = copy.copy(digits)
-    for key, value in settings.items():
-        setattr(data, key, value)
-    (x, y), (x_val, y_val) = data.labeled()
+def draw(digits, row_index, labels, seed=0, val_from="pool", val_fraction=0.2):
+    """labeled_subset(...) as (train positions, train labels, validation positions) in x_train."""
+    (x, y), (x_val, y_val), _ = labeled_subset(digits, labels, seed, val_from, val_fraction)
     index, test_rows = row_index
     assert not {tuple(r.tolist()) for r in torch.cat([x, x_val])} & test_rows  # never the test set
     train, val = [torch.tensor([index[tuple(r.tolist())] for r in xs]) for xs in (x, x_val)]
@@ -76,6 +73,20 @@ def test_all_labels_are_every_training_example_outside_the_validation_pool(digit
     assert len(val) == round(0.2 * len(digits.fit_index))
 
 
+def test_by_default_nothing_validates_and_no_label_beyond_the_budget_is_used(digits, row_index):
+    """The realistic protocol: a budget of N labels gives N labels to train on and no validation split; the pool's
+    labels stay unused (its inputs are unlabeled training inputs like the others)."""
+    assert DigitsDataModule().val_from == "none"
+    (x, y), val, validation = labeled_subset(digits, 100, 0)
+    assert val is None and validation.startswith("none") and len(x) == len(y) == 100
+    index, _ = row_index
+    assert not {index[tuple(r.tolist())] for r in x} & set(digits.val_index.tolist())
+    (x_l, _), (x_v, _), validation = labeled_subset(digits, 100, 0, "labels")
+    assert len(x_l) + len(x_v) == 100 and validation == "20 of the 100 budgeted labels"  # carved from the same 100
+    assert {tuple(r.tolist()) for r in torch.cat([x_l, x_v])} == {tuple(r.tolist()) for r in x}
+    assert "beyond the budget" in labeled_subset(digits, 100, 0, "pool").validation  # the pool is always named
+
+
 def test_impossible_budgets_are_clear_errors(digits, row_index):
     with pytest.raises(StrataError, match="data.labels=5000 exceeds the 1221 labeled training examples"):
         draw(digits, row_index, labels=5000)
@@ -83,19 +94,22 @@ def test_impossible_budgets_are_clear_errors(digits, row_index):
         draw(digits, row_index, labels=1200)  # fewer than 120 of some digit outside the pool
     with pytest.raises(StrataError, match="data.labels='many' is not a positive integer or 'all'"):
         DigitsDataModule(labels="many")
-    with pytest.raises(StrataError, match="leaves nothing to train on"):
+    with pytest.raises(StrataError, match="data.val_from='test' is not one of none, labels, pool"):
+        DigitsDataModule(val_from="test")
+    with pytest.raises(StrataError, match="leaves no validation or nothing to train on"):
         draw(digits, row_index, labels=2, val_from="labels", val_fraction=0.9)
 
 
-def test_few_labels_are_cycled_to_min_batches_per_epoch():
+def test_few_labels_are_cycled_in_reshuffled_passes():
     x, y = torch.arange(20.0)[:, None], torch.arange(20)
-    loader = BatchLoader(x, y, batch_size=8, seed=0, min_batches=5)
-    passes = [list(loader), list(loader)]
-    assert len(loader) == 5 and all(len(p) == 5 for p in passes)
-    for batches in passes:
-        seen = torch.cat([b[1] for b in batches])
-        assert torch.equal(torch.bincount(seen, minlength=20), torch.full((20,), 2))  # each example twice a pass
-        assert all(torch.equal(b[0][:, 0].long(), b[1]) for b in batches)  # inputs stay with their labels
-    assert not torch.equal(torch.cat([b[1] for b in passes[0]]), torch.cat([b[1] for b in passes[1]]))
-    again = BatchLoader(x, y, batch_size=8, seed=0, min_batches=5)
-    assert torch.equal(torch.cat([b[1] for b in list(again)]), torch.cat([b[1] for b in passes[0]]))
+    loader = StepBatches(x, y, batch_size=8, steps=5, seed=0)
+    epochs = [list(loader), list(loader)]
+    assert len(loader) == 5 and all(len(e) == 5 and all(len(b[1]) == 8 for b in e) for e in epochs)
+    seen = torch.cat([b[1] for e in epochs for b in e])  # 80 draws: four whole passes over the 20 examples
+    for p in range(4):
+        assert torch.equal(seen[20 * p : 20 * (p + 1)].sort().values, torch.arange(20))
+    assert all(torch.equal(b[0][:, 0].long(), b[1]) for e in epochs for b in e)  # inputs stay with their labels
+    assert not torch.equal(seen[:20], seen[20:40])  # each pass reshuffled
+    again = StepBatches(x, y, batch_size=8, steps=5, seed=0)
+    assert torch.equal(torch.cat([b[1] for b in list(again)]), torch.cat([b[1] for b in epochs[0]]))
+    assert len(next(iter(StepBatches(x, y, batch_size=64, steps=1)))[1]) == 20  # fewer rows than a batch: all of them

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from finetune.run import build_encoder, finetune_once
-from finetune.semisupervised import PairedBatches, SemiSupervisedClassifier
+from finetune.batches import PairedBatches
+from finetune.semisupervised import SemiSupervisedClassifier
 from conftest import denoising_artifact
 from pretrain import StrataError, load_autoencoder, load_encoder
 from pretrain.config import CONF_DIR
@@ -17,7 +18,7 @@ QUIET = {"enable_progress_bar": False}
 
 def options(**unlabeled) -> dict:
     base = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "finetune" / "default.yaml"))
-    return {**base, "mode": "semisup", "epochs": 8, "lr": 0.003, "dropout": 0.2,
+    return {**base, "mode": "semisup", "epochs": 8, "steps": 160, "schedule": "constant", "lr": 0.003, "dropout": 0.2,
             "unlabeled": {**base["unlabeled"], "batch_size": 64, **unlabeled}}
 
 
@@ -31,23 +32,15 @@ def train(digits, artifact, seed=0, **unlabeled):
     return finetune_once(digits, start, options(**unlabeled), QUIET, seed=seed)
 
 
-def test_paired_batches_cycle_the_labels_over_one_pass_of_the_unlabeled_pool():
+def test_paired_batches_give_as_many_steps_as_asked_cycling_the_few_labels():
     x, y, u = torch.arange(10.0)[:, None], torch.arange(10), torch.arange(1000.0)[:, None]
-    batches = list(PairedBatches(x, y, u, batch_size=4, unlabeled_batch_size=100, seed=0))
-    assert len(batches) == len(PairedBatches(x, y, u, 4, 100, 0)) == 10
-    assert all(len(xb) == len(yb) <= 4 and len(ub) == 100 for (xb, yb), ub in batches)
+    batches = list(PairedBatches(x, y, u, batch_size=4, unlabeled_batch_size=100, steps=10, seed=0))
+    assert len(batches) == len(PairedBatches(x, y, u, 4, 100, 10, 0)) == 10
+    assert all(len(xb) == len(yb) == 4 and len(ub) == 100 for (xb, yb), ub in batches)
     assert torch.equal(torch.cat([ub for _, ub in batches]).flatten().sort().values, u.flatten())  # each once
-    assert torch.equal(torch.cat([xb for (xb, _), _ in batches]).flatten().unique(), x.flatten())  # all labels used
-    assert len(PairedBatches(x, y, u, 4, 100, 0, min_batches=25)) == 25  # both cycled to min_batches steps
-
-
-def test_paired_batches_shrink_the_unlabeled_batch_when_the_labels_need_more_steps():
-    x, y, u = torch.arange(400.0)[:, None], torch.arange(400), torch.arange(1000.0)[:, None]
-    batches = list(PairedBatches(x, y, u, batch_size=10, unlabeled_batch_size=100, seed=0))
-    assert len(batches) == 40  # one pass over the 400 labels at 10 a step, not 10 steps of the unlabeled pool
-    assert all(len(ub) == 25 for _, ub in batches)
-    assert torch.equal(torch.cat([xb for (xb, _), _ in batches]).flatten().sort().values, x.flatten())  # each label once
-    assert torch.equal(torch.cat([ub for _, ub in batches]).flatten().sort().values, u.flatten())  # each input once
+    labels = torch.cat([yb for (_, yb), _ in batches])
+    assert torch.equal(torch.bincount(labels, minlength=10), torch.full((10,), 4))  # 40 draws: four passes of ten
+    assert all(torch.equal(xb[:, 0].long(), yb) for (xb, yb), _ in batches)  # inputs stay with their labels
 
 
 def test_semisup_trains_encoder_head_and_decoder_and_reports_its_mode(digits, artifact):
@@ -72,7 +65,7 @@ def test_without_a_reconstruction_cost_the_decoder_does_not_move(digits, artifac
 
 def test_the_same_seed_gives_the_same_numbers(digits, artifact):
     a, b = (train(digits, artifact, reconstruction=0.01)[1] for _ in range(2))
-    assert a["val"] == b["val"] and a["test"] == b["test"]
+    assert a["test"] == b["test"] and a["steps"] == b["steps"] == 160
 
 
 def test_the_adversarial_perturbation_has_the_relative_radius_and_finds_a_sensitive_direction(digits, artifact):
@@ -90,6 +83,42 @@ def test_the_adversarial_perturbation_has_the_relative_radius_and_finds_a_sensit
     assert adversarial > 3 * max(random), (adversarial, random)
 
 
+def test_the_power_iteration_finds_the_most_sensitive_direction_of_a_finite_difference_hessian():
+    """VAT's direction is the top eigenvector of the Hessian of KL(p(x) || p(x + r)) at r = 0. On a small network the
+    Hessian is estimated by central finite differences of that divergence in float64; the power iteration, with
+    its probe of norm xi |x| in float32, must find its top eigenvector."""
+    torch.manual_seed(0)
+    from pretrain.encoder import Encoder
+    encoder = Encoder.random(torch.zeros(6), torch.ones(6), [8, 5], ["tanh", "tanh"], seed=3)
+    autoencoder = denoising_autoencoder_like(encoder)
+    model = SemiSupervisedClassifier(autoencoder, 4, torch.ones(4), radius=0.1, power_iterations=30)
+    x = torch.rand(1, 6) + 0.5
+    with torch.no_grad():
+        target = F.softmax(model.clean_logits(x), dim=1)
+        f = lambda r: float(model.double().divergence(x.double() + r, target.double()))  # noqa: E731
+        h, eye = 1e-3, torch.eye(6, dtype=torch.float64)
+        hessian = torch.tensor([[(f(h * (eye[i] + eye[j])) - f(h * (eye[i] - eye[j])) - f(h * (eye[j] - eye[i]))
+                                  + f(-h * (eye[i] + eye[j]))) / (4 * h * h) for j in range(6)] for i in range(6)])
+        model.float()
+    top = torch.linalg.eigh(hessian).eigenvectors[:, -1]
+    r = model.adversarial_perturbation(x, target.float())
+    cosine = float(F.cosine_similarity(r.double(), top[None], dim=1).abs())
+    assert cosine > 0.99, cosine
+    assert torch.allclose(r.norm(dim=1), 0.1 * x.norm(dim=1), rtol=1e-4)
+
+
+def denoising_autoencoder_like(encoder):
+    """A DeepAutoencoder over `encoder`'s weights (its decoders untrained): what SemiSupervisedClassifier takes."""
+    from pretrain.layer import AutoencoderLayer
+    from pretrain.stack import DeepAutoencoder
+    layers = []
+    for linear, activation in zip(encoder.linears, encoder.activations):
+        layer = AutoencoderLayer(linear.in_features, linear.out_features, activation=activation, loss="mse")
+        layer.encoder.load_state_dict(linear.state_dict())
+        layers.append(layer)
+    return DeepAutoencoder(encoder.preprocess, layers)
+
+
 def test_semisup_needs_the_decoder(digits, artifact):
     with pytest.raises(StrataError, match="semisup needs a pretrained autoencoder with its decoder.*an encoder only"):
         build_encoder("semisup", digits, load_encoder(artifact), [], [], seed=0)
@@ -103,6 +132,7 @@ def test_semisup_needs_the_decoder(digits, artifact):
     ("consistency", -1, "finetune.unlabeled.consistency=-1 is not a number >= 0"),
     ("batch_size", 0, "finetune.unlabeled.batch_size=0 is not a positive integer"),
     ("radius", -0.1, "finetune.unlabeled.radius=-0.1 is not a number >= 0"),
+    ("xi", 0.0, "finetune.unlabeled.xi=0.0 is not a probe norm in \\(0, 1\\)"),
 ])
 def test_bad_unlabeled_options_are_named(digits, artifact, field, value, message):
     start = build_encoder("semisup", digits, load_autoencoder(artifact), [], [], seed=0)

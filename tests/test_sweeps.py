@@ -30,7 +30,7 @@ def sweep(digits, tmp_path_factory):
                             batch_size=64, trainer_options={"enable_progress_bar": False}, seed=0)
     artifact = save_autoencoder(result.model, root / "encoder")
     argv = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={root / 'sweep'}", f"pretrained={artifact}",
-            "data.labels=50", "seed=0,1", "finetune.mode=scratch,frozen", "finetune.epochs=2", "finetune.min_batches_per_epoch=4",
+            "data.labels=50", "seed=0,1", "finetune.mode=scratch,frozen", "finetune.epochs=2", "finetune.steps=8",
             "save_encoder=false", "trainer.enable_progress_bar=false"]
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
