@@ -1,0 +1,218 @@
+"""The development suite: the data sets strata's defaults are chosen on, and the comparison run on each.
+
+    python scripts/devsuite.py build                          # writes the sets into outputs/devsuite/data/ (once)
+    python scripts/devsuite.py run --tag r1 [override ...]    # compare + baselines on every set's validation split
+    python scripts/devsuite.py run --split test --tag final   # once the defaults are frozen: the test splits
+
+Every set is an .npz as a user would give it (`python scripts/compare.py data=npz data.path=<file>`), in two
+versions: `<name>.val.npz`, whose x_test/y_test are a validation split (settings are chosen on these), and
+`<name>.test.npz`, whose x_test/y_test are the set's test split (reported once the settings are frozen). The image
+sets are transformations of MNIST's training images only (the MNIST test set is never read): 12,000 training
+images (the size of the Larochelle et al. 2007 sets), 2,000 validation images and 10,000 test images drawn from
+training images 50,000 to 59,999. The others are scikit-learn's embedded sets and a synthetic tabular one.
+
+`run` runs `scripts/compare.py`'s comparison (defaults as a user gets them, plus the overrides given) and the
+scikit-learn baselines on the same labeled subsets, and prints one table: accuracy (%) per set, budget and mode,
+the best baseline, and whether each pretrained mode beats scratch and strata's best mode beats the best baseline.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from finetune.baselines import run_baselines  # noqa: E402
+from finetune.compare import run_comparison  # noqa: E402
+from pretrain.files import new_file  # noqa: E402
+from pretrain import run_pretraining  # noqa: E402
+from pretrain.config import CONF_DIR, build_data  # noqa: E402
+from pretrain.idx import read_idx  # noqa: E402
+
+IMAGE_BUDGETS = [100, 1000]  # from few labels to about 10% of the training set
+SETS = {  # name -> label budgets
+    "translated": IMAGE_BUDGETS, "occluded": IMAGE_BUDGETS, "elastic": IMAGE_BUDGETS, "inverted": IMAGE_BUDGETS,
+    "saltpepper": IMAGE_BUDGETS, "downsampled": IMAGE_BUDGETS,
+    "digits": [20, 100], "breast_cancer": [20, 40], "synthetic": [100, 1000],
+}
+N_TRAIN, N_VAL, N_TEST = 12000, 2000, 10000
+MODES = ["scratch", "frozen", "unfrozen", "semisup"]
+BASELINES = ["logreg", "mlp", "rbm_logreg", "svm", "forest"]
+
+
+# -- the transformations of MNIST images (uint8, n x 28 x 28) ------------------------------------------------
+def translated(x, rng):
+    """Each image shifted by up to 4 pixels in each direction, the border filled with black."""
+    out = np.zeros_like(x)
+    padded = np.pad(x, ((0, 0), (4, 4), (4, 4)))
+    for i, (dy, dx) in enumerate(rng.integers(0, 9, size=(len(x), 2))):
+        out[i] = padded[i, dy:dy + 28, dx:dx + 28]
+    return out
+
+
+def occluded(x, rng):
+    """A black 12 x 12 square at a random place of each image."""
+    out = x.copy()
+    for i, (r, c) in enumerate(rng.integers(0, 17, size=(len(x), 2))):
+        out[i, r:r + 12, c:c + 12] = 0
+    return out
+
+
+def elastic(x, rng, alpha=34.0, sigma=4.0):
+    """Elastic distortion (Simard et al. 2003), stored as floats in [0, 1]."""
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    rows, cols = np.meshgrid(np.arange(28), np.arange(28), indexing="ij")
+    out = np.empty(x.shape, np.float32)
+    for i in range(len(x)):
+        dr = gaussian_filter(rng.uniform(-1, 1, (28, 28)), sigma) * alpha
+        dc = gaussian_filter(rng.uniform(-1, 1, (28, 28)), sigma) * alpha
+        out[i] = map_coordinates(x[i].astype(np.float32) / 255, [rows + dr, cols + dc], order=1, mode="constant")
+    return np.clip(out, 0, 1)
+
+
+def inverted(x, rng):
+    """White background, black strokes."""
+    return 255 - x
+
+
+def saltpepper(x, rng, p=0.2):
+    """A fraction p of the pixels set to black or white at random."""
+    out = x.copy()
+    hit = rng.random(x.shape) < p
+    out[hit] = np.where(rng.random(int(hit.sum())) < 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def downsampled(x, rng):
+    """14 x 14 images (2 x 2 means), stored as floats in [0, 1]."""
+    return x.reshape(len(x), 14, 2, 14, 2).astype(np.float32).mean(axis=(2, 4)) / 255
+
+
+TRANSFORMS = {f.__name__: f for f in (translated, occluded, elastic, inverted, saltpepper, downsampled)}
+
+
+def write_set(folder: Path, name: str, x_train, y_train, x_val, y_val, x_test, y_test) -> None:
+    for split, (xs, ys) in (("val", (x_val, y_val)), ("test", (x_test, y_test))):
+        path = folder / f"{name}.{split}.npz"
+        new_file(path, lambda tmp: np.savez(tmp, x_train=x_train, y_train=y_train, x_test=xs, y_test=ys))
+
+
+def build(folder: Path, mnist: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    from pretrain.data import find_mnist_file
+
+    images = read_idx(find_mnist_file(mnist, "train-images-idx3-ubyte"))
+    labels = read_idx(find_mnist_file(mnist, "train-labels-idx1-ubyte")).astype(np.int64)
+    for k, (name, transform) in enumerate(TRANSFORMS.items()):
+        rng = np.random.default_rng(1000 + k)
+        pick = rng.permutation(50000)[: N_TRAIN + N_VAL]  # each set its own training images, from the first 50,000
+        test = np.arange(50000, 60000)
+        x = transform(images[pick], rng)
+        x_test = transform(images[test], rng)
+        write_set(folder, name, x[:N_TRAIN], labels[pick[:N_TRAIN]], x[N_TRAIN:], labels[pick[N_TRAIN:]], x_test, labels[test])
+        print(f"{name}: {x.dtype} {x.shape[1:]}")
+    from sklearn.datasets import load_breast_cancer, load_digits, make_classification
+    from sklearn.model_selection import train_test_split
+
+    for name, (x, y) in (("digits", load_digits(return_X_y=True)), ("breast_cancer", load_breast_cancer(return_X_y=True)),
+                         ("synthetic", make_classification(N_TRAIN + N_VAL + N_TEST, n_features=40, n_informative=12,
+                                                           n_redundant=8, n_classes=6, n_clusters_per_class=2,
+                                                           class_sep=1.0, random_state=0))):
+        x = x.astype(np.int64) if name == "digits" else x.astype(np.float32)  # digits: pixel counts 0..16
+        rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.4 if name == "synthetic" else 0.2, stratify=y, random_state=0)
+        x_train, x_val, y_train, y_val = train_test_split(rest, y_rest, test_size=N_VAL / (N_TRAIN + N_VAL) if name == "synthetic"
+                                                          else 0.2, stratify=y_rest, random_state=0)
+        write_set(folder, name, x_train, y_train, x_val, y_val, x_test, y_test)
+        print(f"{name}: {x.dtype} {x.shape[1:]}, {len(x_train)} training examples")
+
+
+def run(folder: Path, out: Path, split: str, overrides: list[str], seeds: list[int], sets: list[str], baselines: list[str],
+        pretrained_from: Path | None = None) -> None:
+    from hydra import compose, initialize_config_dir
+
+    results = {}
+    for name in sets:
+        path = folder / f"{name}.{split}.npz"
+        if not path.is_file():
+            raise SystemExit(f"error: {path}: no such file (run `python scripts/devsuite.py build` first)")
+        run_dir = out / name
+        reuse = [f"pretrained={pretrained_from / name / 'encoder'}"] if pretrained_from else []
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("compare", overrides=["data=npz", f"data.path={path}", f"budgets={SETS[name]}", f"seeds={seeds}",
+                                                f"modes={MODES}", "progress=false", "trainer.enable_progress_bar=false",
+                                                *reuse, *overrides])
+        started = time.perf_counter()
+        rows = run_comparison(cfg, run_dir, pretrain_fn=run_pretraining)
+        strata_seconds = time.perf_counter() - started
+        rows += run_baselines(build_data(cfg), baselines, SETS[name], seeds, progress=False)
+        results[name] = [{k: r[k] for k in ("budget", "seed", "mode", "test_accuracy")} for r in rows]
+        print(f"{name}: strata {strata_seconds / 60:.1f} min, baselines {(time.perf_counter() - started - strata_seconds) / 60:.1f} min",
+              flush=True)
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+    table = summary_table(results, split)
+    (out / "table.md").write_text(table + "\n")
+    print(table)
+
+
+def summary_table(results: dict, split: str) -> str:
+    """Accuracy (%) per set and budget: strata's modes, the best baseline, and the two comparisons of the targets."""
+    lines = [f"| set | labels | {' | '.join(MODES)} | best baseline | pretrained > scratch | best strata > best baseline |",
+             "|---|---|" + "---|" * (len(MODES) + 3)]
+    wins, beats, cells, means = {m: 0 for m in MODES[1:]}, 0, 0, {m: [] for m in MODES}
+    for name, rows in results.items():
+        for budget in dict.fromkeys(r["budget"] for r in rows):
+            acc = {}
+            for r in rows:
+                if r["budget"] == budget:
+                    acc.setdefault(r["mode"], []).append(r["test_accuracy"])
+            acc = {m: 100 * float(np.mean(v)) for m, v in acc.items()}
+            base_name = max((m for m in acc if m not in MODES), key=acc.get)
+            best = max(acc[m] for m in MODES)
+            better = [m for m in MODES[1:] if acc[m] > acc["scratch"]]
+            cells += 1
+            beats += best > acc[base_name]
+            for m in better:
+                wins[m] += 1
+            for m in MODES:
+                means[m].append(acc[m])
+            lines.append(f"| {name} | {budget} | " + " | ".join(f"{acc[m]:.2f}" for m in MODES)
+                         + f" | {acc[base_name]:.2f} ({base_name}) | {', '.join(better) or 'none'} | "
+                         + ("yes" if best > acc[base_name] else "**no**") + " |")
+    lines += ["", f"Mean over the {cells} cells ({split} splits): " + ", ".join(f"{m} {np.mean(v):.2f}" for m, v in means.items())
+              + "; cells where the mode beats scratch: " + ", ".join(f"{m} {n}" for m, n in wins.items())
+              + f"; cells where strata's best mode beats the best baseline: {beats}."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["build", "run"])
+    parser.add_argument("overrides", nargs="*", help="config overrides for every comparison (run)")
+    parser.add_argument("--data", default=str(ROOT / "outputs" / "devsuite" / "data"), help="the suite's folder")
+    parser.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"), help="MNIST's IDX files (build)")
+    parser.add_argument("--split", choices=["val", "test"], default="val", help="val chooses settings; test reports them")
+    parser.add_argument("--tag", default=time.strftime("%Y-%m-%d_%H-%M-%S"), help="the run's folder under outputs/devsuite/")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--baselines", nargs="*", default=BASELINES)
+    parser.add_argument("--pretrained-from", help="reuse the artifacts of an earlier run's tag (fine-tuning settings only)")
+    args = parser.parse_args()
+    if args.command == "build":
+        build(Path(args.data), Path(args.mnist))
+        return
+    out = ROOT / "outputs" / "devsuite" / args.tag
+    if out.exists():
+        raise SystemExit(f"error: {out} already exists: an earlier result is never overwritten (choose another --tag)")
+    earlier = ROOT / "outputs" / "devsuite" / args.pretrained_from if args.pretrained_from else None
+    run(Path(args.data), out, args.split, args.overrides, args.seeds, args.sets, args.baselines, earlier)
+
+
+if __name__ == "__main__":
+    main()
