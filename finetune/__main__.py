@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from pretrain.cli import strata_main
 from pretrain.config import CONF_DIR
 from pretrain.errors import exit_on_strata_error
 
 from .run import run_finetuning
 
 
-@hydra.main(config_path=CONF_DIR, config_name="finetune", version_base="1.3")
+@strata_main(CONF_DIR, "finetune")
 @exit_on_strata_error
 def main(cfg: DictConfig) -> None:
     run_finetuning(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -24,6 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from pretrain import Encoder, StrataError, load_encoder, save_encoder
+from pretrain.files import new_file
 from pretrain.layer import make_optimizer
 
 from .metrics import classification_metrics
@@ -46,7 +46,7 @@ class Classifier(pl.LightningModule):
     def __init__(self, encoder: Encoder, num_classes: int, mode: str = "unfrozen", frozen_layers: int = 1,
                  head: str = "linear", head_hidden: int = 128, dropout: float = 0.0, input_dropout: float = 0.0,
                  optimizer: str = "adam", lr: float = 1e-3, encoder_lr_scale: float = 1.0, weight_decay: float = 0.0,
-                 schedule: str = "constant"):
+                 schedule: str = "constant", classes: list | None = None):
         super().__init__()
         if mode not in MODES or mode == "semisup":  # semisup: SemiSupervisedClassifier
             raise StrataError(f"finetune.mode={mode!r} is not one of {', '.join(MODES[:-1])}")
@@ -62,7 +62,10 @@ class Classifier(pl.LightningModule):
         self.n_frozen = {"frozen": depth, "partial": frozen_layers}.get(mode, 0)
         self.input_dropout, self.dropout = nn.Dropout(input_dropout), nn.Dropout(dropout)
         self.head = make_head(encoder.sizes[-1], num_classes, head, head_hidden, dropout)
-        self.head_spec = {"head": head, "head_hidden": head_hidden, "num_classes": num_classes}
+        self.classes = list(range(num_classes)) if classes is None else list(classes)  # output k is class classes[k]
+        if len(self.classes) != num_classes:
+            raise StrataError(f"{len(self.classes)} class names for a head of {num_classes} outputs")
+        self.head_spec = {"head": head, "head_hidden": head_hidden, "num_classes": num_classes, "classes": self.classes}
         self.optim = {"name": optimizer, "lr": lr, "weight_decay": weight_decay}
         self.encoder_lr_scale, self.schedule = encoder_lr_scale, schedule
         for block in self.frozen_blocks:
@@ -125,10 +128,8 @@ def save_classifier(model: Classifier, run_dir: Path, config: dict | None = None
     if head_path.exists():
         raise StrataError(f"{head_path} already exists: an earlier result is never overwritten")
     save_encoder(model.encoder, Path(run_dir) / ENCODER, config=config, metrics=metrics)
-    tmp = head_path.with_name(f".{HEAD}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}, str(tmp),
-              metadata={"strata.head": json.dumps(model.head_spec)})
-    os.replace(tmp, head_path)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
+    new_file(head_path, lambda tmp: save_file(tensors, str(tmp), metadata={"strata.head": json.dumps(model.head_spec)}))
 
 
 def load_classifier(run_dir: str | Path) -> Classifier:
@@ -141,7 +142,8 @@ def load_classifier(run_dir: str | Path) -> Classifier:
         with safe_open(str(run_dir / HEAD), framework="pt") as f:
             spec = json.loads((f.metadata() or {})["strata.head"])
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        model = Classifier(encoder, spec["num_classes"], head=spec["head"], head_hidden=spec["head_hidden"])
+        model = Classifier(encoder, spec["num_classes"], head=spec["head"], head_hidden=spec["head_hidden"],
+                           classes=spec.get("classes"))
         model.head.load_state_dict(tensors)
     except (SafetensorError, OSError, KeyError, TypeError, ValueError, RuntimeError) as err:
         raise StrataError(f"{run_dir / HEAD}: not a head that fits {run_dir / ENCODER} ({err})") from None

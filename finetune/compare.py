@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tqdm.auto import tqdm
 from pretrain import StrataError
 from pretrain.config import build_data, to_dict
 from pretrain.distributed import is_global_zero
+from pretrain.files import new_file, new_text_file, replace_file
 from pretrain.stack import DeepAutoencoder
 
 from .classifier import MODES
@@ -89,10 +89,10 @@ def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dic
                              seed=seed, threads=resolved["threads"], subset=subset(budget, seed))
         rows.append(result_row(budget, m))
         if is_global_zero():  # the runs so far, in case the grid is cut short; results.csv is only the whole grid
-            _write_atomically(run_dir / PARTIAL, lambda tmp: write_csv(rows, tmp))
+            replace_file(run_dir / PARTIAL, lambda tmp: write_csv(rows, tmp))
     if is_global_zero():  # under DDP every rank ran the same grid; rank 0 writes
         write_outputs(rows, run_dir, title=f"{data.describe()}, encoder {encoder_view.input_dim}-{'-'.join(map(str, encoder_view.sizes[:depth]))}",
-                      artifact=str(artifact))
+                      artifact=str(artifact), classes=data.classes)
     return rows
 
 
@@ -121,7 +121,7 @@ def gather_comparison(sweep_dir: str | Path, run_dir: Path) -> list[dict]:
     if existing:
         raise StrataError(f"{existing[0]} already exists: an earlier result is never overwritten")
     jobs = sorted({p.parent.parent for p in sweep_dir.rglob(".hydra/config.yaml")} | {p.parent for p in sweep_dir.rglob("metrics.json")})
-    rows, where, data_sets, artifacts, unfinished = [], {}, set(), set(), []
+    rows, where, data_sets, artifacts, unfinished, classes = [], {}, set(), set(), [], None
     for job in jobs:
         path = job / "metrics.json"
         if not path.is_file():
@@ -139,6 +139,7 @@ def gather_comparison(sweep_dir: str | Path, run_dir: Path) -> list[dict]:
             raise StrataError(f"{where[key]} and {job} are both labels={key[0]}, seed={key[1]}, mode={key[2]}: gather one run of each")
         where[key] = job
         data_sets.add(m.get("data"))
+        classes = m.get("classes", classes)
         if m.get("pretrained"):
             artifacts.add(str(m["pretrained"]))
         rows.append(row)
@@ -152,7 +153,7 @@ def gather_comparison(sweep_dir: str | Path, run_dir: Path) -> list[dict]:
         print(f"{len(unfinished)} of {len(jobs)} jobs have no metrics.json (failed or still running): {', '.join(unfinished)}",
               file=sys.stderr)
     write_outputs(rows, run_dir, title=f"{data_sets.pop()}, {len(rows)} runs gathered from {sweep_dir}",
-                  artifact=artifacts.pop() if artifacts else "none (scratch only)")
+                  artifact=artifacts.pop() if artifacts else "none (scratch only)", classes=classes)
     return rows
 
 
@@ -173,12 +174,6 @@ def summarize(rows: list[dict], column: str = "test_accuracy") -> dict:
     return out
 
 
-def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_csv(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -186,12 +181,11 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def write_outputs(rows: list[dict], run_dir: Path, title: str, artifact: str) -> None:
+def write_outputs(rows: list[dict], run_dir: Path, title: str, artifact: str, classes: list | None = None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomically(run_dir / "results.csv", lambda tmp: write_csv(rows, tmp))
-    summary = summarize(rows)
-    _write_atomically(run_dir / "report.md", lambda tmp: tmp.write_text(report_markdown(rows, title, artifact)))
-    _write_atomically(run_dir / "accuracy_vs_labels.png", lambda tmp: plot_accuracy(summary, tmp, title))
+    new_file(run_dir / "results.csv", lambda tmp: write_csv(rows, tmp))
+    new_text_file(run_dir / "report.md", report_markdown(rows, title, artifact, classes))
+    new_file(run_dir / "accuracy_vs_labels.png", lambda tmp: plot_accuracy(summarize(rows), tmp, title))
     (run_dir / PARTIAL).unlink(missing_ok=True)
 
 
@@ -230,11 +224,12 @@ def accuracy_table(summary: dict, gains: bool = True) -> list[str]:
     return lines
 
 
-def report_markdown(rows: list[dict], title: str, artifact: str) -> str:
+def report_markdown(rows: list[dict], title: str, artifact: str, classes: list | None = None) -> str:
     summary = summarize(rows)
     selected = any(r["validation"] and not str(r["validation"]).startswith("none") for r in rows)
     lines = [f"# Pretraining versus training from scratch: {title}", "",
              f"Pretrained encoder: `{artifact}`. {protocol(rows)}", "",
+             *([f"Classes ({len(classes)}): {', '.join(map(str, classes))}.", ""] if classes else []),
              "Test accuracy (%), mean +/- std over seeds"
              + (", of the epoch the validation chose" if selected else ", of the last step") + "; the test set is only evaluated.", "",
              *accuracy_table(summary)]

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
 from pretrain import StrataError, load_encoder
+from pretrain.cli import strata_main
 from pretrain.config import CONF_DIR, build_data, to_dict
 from pretrain.errors import exit_on_strata_error
 
-from .export import EXPORTERS, write_new_file
+from pretrain.files import new_file
+
+from .export import EXPORTERS
 from .features import check_layers, compute_codes
 
 
@@ -49,15 +51,15 @@ def run_encoding(cfg: DictConfig) -> dict[str, Path]:
                           f"but {data.describe()} has {data.input_dim} (an encoder pretrained on other data?)")
     arrays = {"z_train": compute_codes(encoder, data.x_train, layers).numpy()}
     if data.y_train is not None:
-        arrays["y_train"] = data.y_train.numpy()
+        arrays["y_train"] = np.asarray(data.classes)[data.y_train.numpy()]  # the labels as the data names them
     arrays["z_test"] = compute_codes(encoder, data.x_test, layers).numpy()
-    arrays["y_test"] = data.y_test.numpy()
+    arrays["y_test"] = np.asarray(data.classes)[data.y_test.numpy()]
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
-    write_new_file(out, write)
+    new_file(out, write)
     for fmt, path in targets.items():
         if fmt != "features":
             EXPORTERS[fmt][0](encoder, path, layers=layers)
@@ -67,7 +69,7 @@ def run_encoding(cfg: DictConfig) -> dict[str, Path]:
     return targets
 
 
-@hydra.main(config_path=CONF_DIR, config_name="encode", version_base="1.3")
+@strata_main(CONF_DIR, "encode")
 @exit_on_strata_error
 def main(cfg: DictConfig) -> None:
     run_encoding(cfg)

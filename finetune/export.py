@@ -11,53 +11,17 @@ TorchScript is deprecated upstream (torch 2.13 warns on `torch.jit.trace`); ONNX
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from pretrain import Encoder, StrataError
+from pretrain import Encoder
+from pretrain.files import new_file
 
 from .features import feature_module
 
 INPUT_NAME, OUTPUT_NAME = "x", "codes"
-
-
-def write_new_file(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` on a temporary file beside `path`, then move it to `path`, which must not exist."""
-    path = Path(path)
-    if path.exists():
-        raise StrataError(f"{path} already exists: an earlier result is never overwritten (choose another name)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    except OSError as err:
-        raise StrataError(f"cannot write {path}: {err.strerror}") from None
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o666 & ~_umask())  # mkstemp makes the file private; the result gets the usual permissions
-        try:
-            os.link(tmp, path)  # unlike rename, fails when `path` appeared in the meantime
-        except FileExistsError:
-            raise StrataError(f"{path} already exists: an earlier result is never overwritten (choose another name)") from None
-        except OSError:  # a file system without hard links
-            if path.exists():
-                raise StrataError(f"{path} already exists: an earlier result is never overwritten (choose another name)") from None
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _example(encoder: Encoder) -> torch.Tensor:
@@ -74,7 +38,7 @@ def export_torchscript(encoder: Encoder, path: str | Path, layers: str = "top") 
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated upstream; it still works
             torch.jit.save(torch.jit.trace(module, _example(encoder)), str(tmp))
 
-    return write_new_file(path, write)
+    return new_file(path, write)
 
 
 def export_onnx(encoder: Encoder, path: str | Path, layers: str = "top") -> Path:
@@ -105,7 +69,7 @@ def export_onnx(encoder: Encoder, path: str | Path, layers: str = "top") -> Path
                 log.setLevel(level)
         onnx.checker.check_model(str(tmp), full_check=True)
 
-    return write_new_file(path, write)
+    return new_file(path, write)
 
 
 EXPORTERS = {"torchscript": (export_torchscript, ".pt"), "onnx": (export_onnx, ".onnx")}

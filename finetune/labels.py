@@ -22,7 +22,7 @@ class LabeledSubset(NamedTuple):
     validation: str                                     # what validates, in words, for metrics and reports
 
 
-def balanced_indices(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+def balanced_indices(y: torch.Tensor, n: int, seed: int, names: list | None = None) -> torch.Tensor:
     """Draw `n` indices of `y` balanced across classes: n // C from each, the remainder to classes drawn at random.
 
     Reproducible from `seed`. Raises StrataError when a class has too few examples.
@@ -35,7 +35,8 @@ def balanced_indices(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     for c, k in zip(classes.tolist(), per_class.tolist()):
         members = torch.nonzero(y == c).flatten()
         if k > len(members):
-            raise StrataError(f"data.labels={n} asks for {k} examples of class {c}, but the training split holds only {len(members)}")
+            name = c if names is None else names[c]
+            raise StrataError(f"data.labels={n} asks for {k} examples of class {name!r}, but the training split holds only {len(members)}")
         chosen.append(members[torch.randperm(len(members), generator=g)[:k]])
     out = torch.cat(chosen)
     return out[torch.randperm(len(out), generator=g)]
@@ -68,7 +69,7 @@ def labeled_subset(data: ArrayDataModule, budget: int | str, seed: int, val_from
     else:
         if budget > len(fit):
             raise StrataError(f"data.labels={budget} exceeds the {len(fit)} labeled training examples outside the validation pool")
-        train_idx = fit[balanced_indices(data.y_train[fit], budget, seed)]
+        train_idx = fit[balanced_indices(data.y_train[fit], budget, seed, data.classes)]
     if val_from == "none":
         return LabeledSubset((data.x_train[train_idx], data.y_train[train_idx]), None, "none (a fixed schedule, the last step)")
     if val_from == "pool":

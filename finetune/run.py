@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from pathlib import Path
 
@@ -13,9 +14,9 @@ import torch
 from omegaconf import DictConfig
 
 from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError, load_autoencoder, load_encoder
-from pretrain.checkpoint import write_atomically
 from pretrain.config import build_data, layer_options, layer_sizes, positive_int, to_dict, trainer_options
 from pretrain.distributed import is_global_zero
+from pretrain.files import new_text_file
 from pretrain.generative import stack_layer_options
 from pretrain.layer import LAYER_KINDS
 from pretrain.stack import DeepAutoencoder
@@ -102,7 +103,7 @@ def check_options(options: dict) -> None:
     check_unlabeled_options(options["unlabeled"])
     for key, low in (("lr", "> 0"), ("encoder_lr_scale", ">= 0"), ("weight_decay", ">= 0")):
         value = options[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 if low == "> 0" else value >= 0):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not (value > 0 if low == "> 0" else value >= 0):
             raise StrataError(f"finetune.{key}={value!r} is not a number {low}")
 
 
@@ -125,7 +126,8 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
     steps_per_epoch = options["steps"] // options["epochs"]
     common = dict(head=options["head"], head_hidden=options["head_hidden"], dropout=options["dropout"],
                   input_dropout=options["input_dropout"], optimizer=options["optimizer"], lr=options["lr"],
-                  encoder_lr_scale=options["encoder_lr_scale"], weight_decay=options["weight_decay"], schedule=options["schedule"])
+                  encoder_lr_scale=options["encoder_lr_scale"], weight_decay=options["weight_decay"], schedule=options["schedule"],
+                  classes=data.classes)
     if options["mode"] == "semisup":
         unlabeled = options["unlabeled"]
         prior = torch.bincount(y_train, minlength=data.num_classes)
@@ -149,7 +151,7 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
     x_test, y_test = data.test()
     metrics = {
         "mode": options["mode"], "labels": len(x_train), "val_labels": 0 if val is None else len(val[0]),
-        "validation": subset.validation, "seed": seed, "steps": trainer.global_step, "epochs_run": trainer.current_epoch,
+        "validation": subset.validation, "classes": data.classes, "seed": seed, "steps": trainer.global_step, "epochs_run": trainer.current_epoch,
         "best_epoch": trainer.current_epoch if val is None else keep_best.best_epoch + 1, "seconds": seconds,
         "parameters": sum(p.numel() for p in model.parameters()),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -194,7 +196,7 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
         return metrics
     if resolved["save_encoder"]:
         save_classifier(model, run_dir, config=resolved, metrics=metrics)
-    write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2))  # last: a metrics.json is a whole result
+    new_text_file(run_dir / "metrics.json", json.dumps(metrics, indent=2))  # last: a metrics.json is a whole result
     print(f"{options['mode']}: {metrics['labels']} labels, {metrics['steps']} steps, validation {metrics['validation']}; "
           f"test accuracy {metrics['test']['accuracy']:.4f}, macro F1 {metrics['test']['f1_macro']:.4f}; {run_dir / 'metrics.json'}")
     return metrics

@@ -23,6 +23,8 @@ Only the unlabeled training inputs are used beyond the labels; at evaluation the
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -49,7 +51,7 @@ def check_unlabeled_options(options: dict) -> None:
         raise StrataError(f"finetune.unlabeled.corruption={options['corruption']!r} is not one of {', '.join(CORRUPTIONS)}")
     for key in ("noise", "radius", *WEIGHTS):
         value = options[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
             raise StrataError(f"finetune.unlabeled.{key}={value!r} is not a number >= 0")
     if not (isinstance(options["xi"], (int, float)) and not isinstance(options["xi"], bool) and 0 < options["xi"] < 1):
         raise StrataError(f"finetune.unlabeled.xi={options['xi']!r} is not a probe norm in (0, 1), relative to the input's "

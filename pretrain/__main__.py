@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from .cli import strata_main
 from .config import CONF_DIR
 from .errors import exit_on_strata_error
 from .run import run_pretraining
 
 
-@hydra.main(config_path=CONF_DIR, config_name="pretrain", version_base="1.3")
+@strata_main(CONF_DIR, "pretrain")
 @exit_on_strata_error
 def main(cfg: DictConfig) -> None:
     run_pretraining(cfg, Path(HydraConfig.get().runtime.output_dir))

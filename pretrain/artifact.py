@@ -7,9 +7,6 @@ existing artifact is never overwritten.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,6 +16,7 @@ from torch import nn
 
 from .encoder import Encoder, Preprocess
 from .errors import StrataError
+from .files import new_folder
 from .layer import ACTIVATIONS, LAYER_KINDS
 
 FORMAT = "strata.autoencoder"
@@ -28,25 +26,11 @@ CONFIG, WEIGHTS = "config.json", "weights.safetensors"
 
 def save_artifact(path: str | Path, tensors: dict[str, torch.Tensor], description: dict) -> Path:
     """Write tensors and their description to the folder `path`, which must not exist yet."""
-    path = Path(path)
-    if path.exists():
-        raise StrataError(f"{path} already exists: an earlier artifact is never overwritten (choose another name)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    except OSError as err:
-        raise StrataError(f"cannot write the artifact into {path.parent}: {err.strerror}") from None
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / WEIGHTS))
-        (tmp / CONFIG).write_text(json.dumps({"format": FORMAT, "version": VERSION, **description}, indent=2, default=str))
-        os.rename(tmp, path)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StrataError(f"cannot write the artifact {path}: {err}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    def fill(folder: Path) -> None:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(folder / WEIGHTS))
+        (folder / CONFIG).write_text(json.dumps({"format": FORMAT, "version": VERSION, **description}, indent=2, default=str))
+
+    return new_folder(path, fill)[0]
 
 
 def save_autoencoder(model, path: str | Path, config: dict | None = None, metrics: dict | None = None) -> Path:
@@ -104,12 +88,22 @@ def read_artifact(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         if spec["n_in"] != fed:
             raise StrataError(f"{path / CONFIG}: layers[{k}].n_in={spec['n_in']}, but {feeder}={fed!r} (expected them equal)")
         expected |= {f"layers.{k}.encoder.weight": (spec["n_hidden"], spec["n_in"]), f"layers.{k}.encoder.bias": (spec["n_hidden"],)}
+    if all(spec.get("decoder", False) for spec in layers):  # a whole autoencoder: its decoders' tensors too
+        whole = autoencoder_skeleton(layers, path / CONFIG).state_dict()
+        expected |= {k: tuple(v.shape) for k, v in whole.items() if k not in expected}
     for key, shape in expected.items():
         if key not in tensors:
             raise StrataError(f"{path / WEIGHTS}: tensor {key} is missing")
         if tuple(tensors[key].shape) != tuple(shape):
             raise StrataError(f"{path / WEIGHTS}: tensor {key} has shape {tuple(tensors[key].shape)}, "
                               f"but {CONFIG} describes {tuple(shape)} (an artifact of a different architecture?)")
+    unexpected = sorted(tensors.keys() - expected.keys())
+    if unexpected:
+        raise StrataError(f"{path / WEIGHTS}: tensor {unexpected[0]}{f' and {len(unexpected) - 1} more' if len(unexpected) > 1 else ''} "
+                          f"not described by {CONFIG} (its {len(layers)} layers; weights and description of different models?)")
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise StrataError(f"{path / WEIGHTS}: tensor {key} holds {int((~torch.isfinite(tensor)).sum())} NaN or infinite values")
     return description, tensors
 
 
@@ -128,12 +122,11 @@ def encoder_from_tensors(specs: list[dict], tensors: dict[str, torch.Tensor]) ->
     return Encoder(preprocess, linears, [spec["activation"] for spec in specs]).eval()
 
 
-def autoencoder_from_tensors(specs: list[dict], tensors: dict[str, torch.Tensor], source: str = "artifact"):
-    """The whole `DeepAutoencoder` (decoders included), in eval mode; torch's random state is left as it was."""
+def autoencoder_skeleton(specs: list[dict], source: str = "artifact"):
+    """The `DeepAutoencoder` the layer descriptions describe, its weights uninitialised in meaning (they are to be
+    loaded); torch's random state is left as it was."""
     from .stack import DeepAutoencoder
 
-    if not all(spec.get("decoder", False) for spec in specs):
-        raise StrataError(f"{source}: holds an encoder only (no decoder weights); use pretrain.load_encoder")
     unknown = [s.get("kind") for s in specs if s.get("kind", "deterministic") not in LAYER_KINDS]
     if unknown:
         raise StrataError(f"{source}: layer kind {unknown[0]!r} is not one of {', '.join(LAYER_KINDS)}")
@@ -142,7 +135,15 @@ def autoencoder_from_tensors(specs: list[dict], tensors: dict[str, torch.Tensor]
             layers = [LAYER_KINDS[s.get("kind", "deterministic")].from_spec(s) for s in specs]
         except KeyError as err:
             raise StrataError(f"{source}: a layer description lacks the field {err}") from None
-    model = DeepAutoencoder(Preprocess(tensors["preprocess.shift"], tensors["preprocess.scale"]), layers)
+    first = specs[0]["n_in"]
+    return DeepAutoencoder(Preprocess(torch.zeros(first), torch.ones(first)), layers)
+
+
+def autoencoder_from_tensors(specs: list[dict], tensors: dict[str, torch.Tensor], source: str = "artifact"):
+    """The whole `DeepAutoencoder` (decoders included), in eval mode; torch's random state is left as it was."""
+    if not all(spec.get("decoder", False) for spec in specs):
+        raise StrataError(f"{source}: holds an encoder only (no decoder weights); use pretrain.load_encoder")
+    model = autoencoder_skeleton(specs, source)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:

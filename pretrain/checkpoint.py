@@ -16,7 +16,6 @@ other class is refused, never unpickled), and checked to be this stage's before 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -30,6 +29,7 @@ from safetensors.torch import save_file
 from .data import BatchLoader
 from .distributed import is_global_zero
 from .errors import StrataError
+from .files import replace_file
 
 FORMAT, VERSION = "strata.checkpoint", 1
 FOLDER, RUN_FILE, LAST = "checkpoints", "run.json", "last.ckpt"
@@ -82,9 +82,10 @@ class RunCheckpoints:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            write_atomically(self.folder / RUN_FILE, json.dumps({"format": FORMAT, "version": VERSION, "config": self.config}, indent=2))
         except OSError as err:
             raise StrataError(f"cannot write checkpoints into {self.folder}: {err.strerror}") from None
+        run = json.dumps({"format": FORMAT, "version": VERSION, "config": self.config}, indent=2)
+        replace_file(self.folder / RUN_FILE, lambda tmp: tmp.write_text(run))
 
     def remove(self) -> None:
         """Delete the folder once the run's artifact is written (rank 0)."""
@@ -115,11 +116,9 @@ class RunCheckpoints:
         """Save a finished layer (safetensors, written under a temporary name and renamed) and drop its Lightning checkpoint."""
         if not is_global_zero():
             return
-        path = self.folder / f"{stage}.safetensors"
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({k: v.detach().contiguous().cpu() for k, v in layer.state_dict().items()}, str(tmp),
-                  metadata={"format": FORMAT, "version": str(VERSION), "stage": stage, "metrics": json.dumps(metrics)})
-        os.replace(tmp, path)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in layer.state_dict().items()}
+        metadata = {"format": FORMAT, "version": str(VERSION), "stage": stage, "metrics": json.dumps(metrics)}
+        replace_file(self.folder / f"{stage}.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
         shutil.rmtree(self.folder / stage, ignore_errors=True)
 
     def trainer_args(self, stage: str) -> dict:
@@ -193,7 +192,10 @@ class EpochCheckpoint(Checkpoint):
             loader.passes = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer, module) -> None:
-        trainer.save_checkpoint(self.path)
+        if trainer.is_global_zero:  # a checkpoint is the last epoch's or the one before, never a half-written one
+            replace_file(self.path, lambda tmp: trainer.save_checkpoint(tmp))
+        else:
+            trainer.save_checkpoint(self.path)  # a collective call: only rank 0 writes
 
     def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         checkpoint["strata"] = {"format": FORMAT, "version": VERSION, "stage": self.stage, "history": list(module.history),
@@ -254,8 +256,3 @@ def differences(before, now, prefix: str = "") -> dict:
         return out
     return {} if before == now else {prefix.rstrip("."): (before, now)}
 
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

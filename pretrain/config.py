@@ -29,12 +29,28 @@ TYPE_NAMES = {bool: "true or false", float: "a number", int: "an integer", str: 
 
 
 def to_dict(cfg: DictConfig) -> dict:
+    """The resolved config as plain containers; a missing value, a broken interpolation or a NaN or infinite number
+    anywhere in it is refused, naming the field."""
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as err:
         raise StrataError(f"config: {err.full_key} has no value (set it on the command line: {err.full_key}=...)") from None
     except OmegaConfBaseException as err:
         raise StrataError(f"config: {err.msg if hasattr(err, 'msg') else err}".splitlines()[0]) from None
+    check_finite(resolved)
+    return resolved
+
+
+def check_finite(value, field: str = "") -> None:
+    """Every number in a config is finite: inf or nan in a rate, a weight or a noise level would train garbage."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, f"{field}.{key}" if field else str(key))
+    elif isinstance(value, (list, tuple)):
+        for k, item in enumerate(value):
+            check_finite(item, f"{field}[{k}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise StrataError(f"{field}={value} is not a finite number")
 
 
 def build(cfg: DictConfig, what: str):
@@ -70,6 +86,12 @@ def positive_int(value, field: str, allow_zero: bool = False) -> int:
     if not fits(value, int) or value < (0 if allow_zero else 1):
         raise StrataError(f"{field}={value!r} is not a {'non-negative' if allow_zero else 'positive'} integer")
     return int(value)
+
+
+def epochs_for_steps(steps: int, n: int, batch_size: int) -> int:
+    """Whole epochs that give each layer at least `steps` updates of `batch_size` out of `n` inputs: a small data set
+    gets as many updates per layer as a large one."""
+    return max(1, -(-steps * batch_size // max(n, 1)))
 
 
 def positive_number(value, field: str, allow_zero: bool = False) -> float:

@@ -2,6 +2,8 @@
 
 Every data module gives the same four things:
 - `x_train` (all training inputs, the unlabeled pool for pretraining) and `y_train` (or None),
+- `classes`, the sorted distinct training labels under their own names; `y_train` and `y_test` hold indices 0..C-1
+  into them,
 - a validation pool of `val_size` labeled training examples, never used for pretraining choices,
 - `x_test`/`y_test`, evaluated only, never used to choose anything,
 - the preprocessing `shift`/`scale` fitted on the training inputs (x' = (x - shift) / scale),
@@ -117,16 +119,38 @@ def _check_inputs(name: str, x: np.ndarray, source: str) -> None:
         raise StrataError(f"{source}: {name} holds {bad} NaN or infinite values (expected finite numbers)")
 
 
-def _check_labels(name: str, y: np.ndarray, n: int, source: str) -> None:
-    """Labels: one class index (an integer >= 0) per example."""
+def _check_labels(name: str, y: np.ndarray, n: int, source: str) -> np.ndarray:
+    """Labels: one class per example, an integer (floats only where whole) or a string; returned as such."""
     if y.ndim != 1:
-        raise StrataError(f"{source}: {name} has shape {y.shape} (expected one class index per example, shape ({n},))")
+        raise StrataError(f"{source}: {name} has shape {y.shape} (expected one label per example, shape ({n},))")
     if len(y) != n:
         split = name.split("_")[1]
         raise StrataError(f"{source}: {n} {split} inputs but {len(y)} {split} labels (expected equal counts)")
-    numeric = np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating) or y.dtype == bool
-    if not numeric or not np.isfinite(y).all() or (y != np.round(y)).any() or (y < 0).any():
-        raise StrataError(f"{source}: {name} holds values that are not class indices (expected integers 0, 1, 2, ...)")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all() or (y != np.round(y)).any():
+            raise StrataError(f"{source}: {name} holds values that are not class labels (expected integers or strings, "
+                              "found fractions, NaN or infinite values)")
+        return y.astype(np.int64)
+    if not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool or y.dtype.kind == "U"):
+        raise StrataError(f"{source}: {name} has dtype {y.dtype} (expected class labels: integers or strings)")
+    return y
+
+
+def class_indices(y_train: np.ndarray | None, y_test: np.ndarray, source: str) -> tuple[list, np.ndarray | None, np.ndarray]:
+    """The classes (the sorted distinct training labels, as JSON-ready names) and both label arrays as indices
+    0..C-1 into them. Fewer than two classes, or test labels that the training labels lack, are refused."""
+    known = y_train if y_train is not None else y_test
+    classes = np.unique(known)
+    if len(classes) < 2:
+        raise StrataError(f"{source}: {'y_train' if y_train is not None else 'y_test'} holds one class only "
+                          f"({classes[0].item()!r}; a classifier needs at least two)")
+    unseen = np.setdiff1d(np.unique(y_test), classes)
+    if len(unseen):
+        shown = ", ".join(repr(v.item()) for v in unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
+        raise StrataError(f"{source}: y_test holds labels that y_train lacks: {shown} (the training labels' classes are "
+                          f"{', '.join(repr(c.item()) for c in classes[:10])}{' ...' if len(classes) > 10 else ''})")
+    index = lambda y: None if y is None else np.searchsorted(classes, y).astype(np.int64)  # noqa: E731
+    return [c.item() for c in classes], index(y_train), index(y_test)
 
 
 class ArrayDataModule(pl.LightningDataModule):
@@ -180,13 +204,13 @@ class ArrayDataModule(pl.LightningDataModule):
         x_test = x_test.reshape(len(x_test), -1)
         if x_train.shape[1] != x_test.shape[1]:
             raise StrataError(f"{source}: x_train has {x_train.shape[1]} features per example but x_test has {x_test.shape[1]}")
-        for name, ys, xs in (("y_train", y_train, x_train), ("y_test", y_test, x_test)):
-            if ys is not None:
-                _check_labels(name, np.asarray(ys), len(xs), source)
+        y_train = None if y_train is None else _check_labels("y_train", np.asarray(y_train), len(x_train), source)
+        y_test = _check_labels("y_test", np.asarray(y_test), len(x_test), source)
+        self.classes, y_train, y_test = class_indices(y_train, y_test, source)
         self.x_train = torch.as_tensor(np.ascontiguousarray(x_train), dtype=torch.float32)
-        self.y_train = None if y_train is None else torch.as_tensor(np.asarray(y_train), dtype=torch.long)
+        self.y_train = None if y_train is None else torch.as_tensor(y_train)
         self.x_test = torch.as_tensor(np.ascontiguousarray(x_test), dtype=torch.float32)
-        self.y_test = torch.as_tensor(np.asarray(y_test), dtype=torch.long)
+        self.y_test = torch.as_tensor(y_test)
         if self.scaling == "auto":
             self.scaling, self.scaling_reason = choose_scaling(self.x_train, integers)
             if self.scaling_reason.startswith("values already"):
@@ -215,7 +239,8 @@ class ArrayDataModule(pl.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        return int(max(self.y_test.max(), -1 if self.y_train is None else self.y_train.max())) + 1
+        """The classes are the sorted distinct training labels (`classes`); y_train and y_test hold their indices."""
+        return len(self.classes)
 
     @property
     def unit_interval(self) -> bool:

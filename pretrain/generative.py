@@ -151,7 +151,7 @@ class GenerativeLayer(TracksCurves):
             raise StrataError(f"autoencoder.loss={loss!r} is not one of auto, {', '.join(LOSSES)}")
         if corruption not in CORRUPTIONS:
             raise StrataError(f"autoencoder.corruption={corruption!r} is not one of {', '.join(CORRUPTIONS)}")
-        if noise < 0 or (corruption == "mask" and not noise < 1):
+        if not 0 <= noise < math.inf or (corruption == "mask" and not noise < 1):
             raise StrataError(f"autoencoder.noise={noise} is not a masking probability in [0, 1) or a standard deviation >= 0")
         if prior not in PRIORS:
             raise StrataError(f"autoencoder.prior={prior!r} is not one of {', '.join(PRIORS)}")
@@ -223,9 +223,9 @@ class VariationalLayer(GenerativeLayer):
 
     def __init__(self, n_in: int, n_hidden: int, beta: float = 1.0, warmup_epochs: float = 0, **options):
         super().__init__(n_in, n_hidden, **options)
-        if not (isinstance(beta, (int, float)) and beta >= 0):
+        if not (isinstance(beta, (int, float)) and 0 <= beta < math.inf):
             raise StrataError(f"autoencoder.beta={beta!r} is not a non-negative weight of the KL term")
-        if not (isinstance(warmup_epochs, (int, float)) and warmup_epochs >= 0):
+        if not (isinstance(warmup_epochs, (int, float)) and 0 <= warmup_epochs < math.inf):
             raise StrataError(f"autoencoder.warmup_epochs={warmup_epochs!r} is not a non-negative number of epochs")
         self.beta, self.warmup_epochs = float(beta), warmup_epochs
         self.logvar = nn.Linear(n_in, n_hidden)
@@ -276,9 +276,9 @@ class AdversarialLayer(GenerativeLayer):
         super().__init__(n_in, n_hidden, **options)
         if not (isinstance(disc_hidden, int) and disc_hidden > 0):
             raise StrataError(f"autoencoder.disc_hidden={disc_hidden!r} is not a positive number of discriminator units")
-        if not (isinstance(adversarial_weight, (int, float)) and adversarial_weight >= 0):
+        if not (isinstance(adversarial_weight, (int, float)) and 0 <= adversarial_weight < math.inf):
             raise StrataError(f"autoencoder.adversarial_weight={adversarial_weight!r} is not a non-negative weight")
-        if disc_lr is not None and not (isinstance(disc_lr, (int, float)) and disc_lr > 0):
+        if disc_lr is not None and not (isinstance(disc_lr, (int, float)) and 0 < disc_lr < math.inf):
             raise StrataError(f"autoencoder.disc_lr={disc_lr!r} is not a positive learning rate (or null: the model's lr)")
         self.automatic_optimization = False
         self.disc_hidden, self.adversarial_weight = disc_hidden, float(adversarial_weight)
@@ -298,7 +298,7 @@ class AdversarialLayer(GenerativeLayer):
         return cls(spec["n_in"], spec["n_hidden"], loss=spec["loss"], prior=spec.get("prior", "normal"),
                    disc_hidden=spec.get("disc_hidden", 64))
 
-    def fit_step(self, module, route: Route, x: torch.Tensor, batch_idx: int) -> None:
+    def fit_step(self, module, route: Route, x: torch.Tensor, batch_idx: int) -> torch.Tensor:
         opt_ae, opt_d = module.optimizers()
         z = self.encode(route.below(route.corrupt(x)))
         # the discriminator: prior samples against the (fixed) codes
@@ -314,6 +314,7 @@ class AdversarialLayer(GenerativeLayer):
         opt_ae.step()
         module.track(recon, len(x))
         module.track_curves(len(x), d_loss=d_loss, g_loss=g_loss)
+        return (recon + self.adversarial_weight * g_loss + d_loss).detach()  # for the check of a diverged stage
 
     def make_optimizers(self, params, optim: dict):
         """[encoder-decoder optimizer, discriminator optimizer]; `params` may include the discriminator's, which go to the second."""

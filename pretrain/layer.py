@@ -195,6 +195,9 @@ class AutoencoderLayer(TracksReconstruction):
 
 def check_layer_options(activation, loss, corruption, noise, sparsity, target, sparsity_weight, wta_rate) -> None:
     """Reject option values that make no sense, naming the config field and what it accepts."""
+    for name, value in (("noise", noise), ("target", target), ("sparsity_weight", sparsity_weight), ("wta_rate", wta_rate)):
+        if value is not None and not math.isfinite(value):
+            raise StrataError(f"autoencoder.{name}={value} is not a finite number")
     if activation not in ACTIVATIONS:
         raise StrataError(f"autoencoder.activation={activation!r} is not one of {', '.join(ACTIVATIONS)}")
     if loss not in LOSSES:

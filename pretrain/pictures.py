@@ -16,8 +16,6 @@ size: `size` inches times `DPI` pixels.
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .errors import StrataError
+from .files import new_folder
 
 DPI = 100
 GRID_SIZE = (6.0, 6.0)
@@ -228,9 +227,8 @@ def save_pictures(model, x: torch.Tensor, y: torch.Tensor | None, folder: str | 
     x_shown = x[order]
     images = shape is not None or image_shape(x.shape[1]) is not None
     top = model.layers[-1]
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+
+    def draw(tmp: Path) -> dict[str, Path]:
         written = {}
         if images:
             written["reconstructions"] = reconstruction_grid(model, x_shown, tmp / FILES["reconstructions"], shape=shape)
@@ -241,8 +239,7 @@ def save_pictures(model, x: torch.Tensor, y: torch.Tensor | None, folder: str | 
                     written["latent_manifold"] = latent_manifold(model, tmp / FILES["latent_manifold"], shape=shape)
         subset = order[:n_embed]
         written["embedding"] = embedding_scatter(model, x[subset], None if y is None else y[subset], tmp / FILES["embedding"], seed=seed)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return written
+
+    written = new_folder(folder, draw)[1]
     return {name: folder / path.name for name, path in written.items()}

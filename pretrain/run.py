@@ -16,10 +16,12 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import nn
 
 from .artifact import save_autoencoder
-from .checkpoint import RunCheckpoints, write_atomically
-from .config import build_data, layer_options, layer_sizes, positive_int, positive_number, to_dict, trainer_options
+from .checkpoint import RunCheckpoints
+from .config import (build_data, epochs_for_steps, layer_options, layer_sizes, positive_int, positive_number, to_dict,
+                     trainer_options)
 from .distributed import is_global_zero, wait_for_all
 from .errors import StrataError
+from .files import new_text_file, plain_name
 from .generative import VariationalLayer, negative_elbo
 from .pictures import save_pictures
 from .stack import pretrain_stack
@@ -32,7 +34,9 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     resolved = to_dict(cfg)
     model = resolved["model"]
     sizes = layer_sizes(model["layers"])
-    epochs = positive_int(model["epochs"], "model.epochs")
+    if model["epochs"] != "auto":
+        positive_int(model["epochs"], "model.epochs")
+    steps = positive_int(model["steps"], "model.steps") if model["epochs"] == "auto" else None
     batch_size = positive_int(model["batch_size"], "model.batch_size")
     end_to_end_epochs = positive_int(model["end_to_end_epochs"], "model.end_to_end_epochs", allow_zero=True)
     end_to_end_lr = None if model["end_to_end_lr"] is None else positive_number(model["end_to_end_lr"], "model.end_to_end_lr")
@@ -42,10 +46,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     if threads not in ("auto", None) and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
         raise StrataError(f"threads={threads!r} is not auto, null or a positive number of threads")
     trainer = trainer_options(resolved["trainer"])
-    name = str(resolved["artifact"])
-    if Path(name).name in ("", ".", "..") or Path(name).is_absolute():
-        raise StrataError(f"artifact={name!r} is not a folder name (the artifact is written into the run directory {run_dir})")
-    artifact = run_dir / name
+    artifact = run_dir / plain_name(resolved["artifact"], "artifact")
     if not isinstance(resolved.get("pictures", False), bool):
         raise StrataError(f"pictures={resolved['pictures']!r} is not true or false")
     pictures = run_dir / f"{artifact.name}_pictures" if resolved.get("pictures", False) else None
@@ -62,6 +63,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     data = build_data(cfg)
     if is_global_zero():
         print(f"data: {data.summary()}")
+    epochs = model["epochs"] if steps is None else epochs_for_steps(steps, len(data.unlabeled()), batch_size)
     dims = [data.input_dim, *sizes]  # the encoder's weights, on the meta device (nothing allocated), size the thread choice
     set_threads(nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in itertools.pairwise(dims))), threads)
     try:
@@ -78,7 +80,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
         metrics["neg_elbo_train"] = negative_elbo(result.model, data.unlabeled(), seed=seed)
     if is_global_zero():
         save_autoencoder(result.model, artifact, config=resolved, metrics=metrics)
-        write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        new_text_file(run_dir / "metrics.json", json.dumps(metrics, indent=2))
         print(f"pretrained {data.input_dim}-{'-'.join(map(str, sizes))} on {data.describe()}; artifact: {artifact}")
         if pictures is not None:  # from training inputs only (labels colour the embedding)
             written = save_pictures(result.model, data.unlabeled(), data.y_train, pictures, seed=seed)

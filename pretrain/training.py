@@ -14,6 +14,8 @@ import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
+from .errors import StrataError
+
 # Lightning's start-up chatter (GPU/TPU availability, tips) and warnings that do not apply to in-memory tensors.
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -97,12 +99,38 @@ class StageProgressBar(TQDMProgressBar):
         self.train_progress_bar.set_description(f"{self.label} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
 
 
+class StopOnNonFiniteLoss(pl.Callback):
+    """Ends a stage whose training loss became NaN or infinite with a StrataError naming the stage and the epoch,
+    before anything of that epoch is checkpointed or written (Lightning calls the checkpoint callbacks last).
+
+    Each step's loss (what `training_step` returns) is folded into one flag on the device, with no synchronisation
+    per step, and read at the epoch's end.
+    """
+
+    def __init__(self, label: str):
+        self.label = label
+        self._finite = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            ok = torch.isfinite(loss.detach()).all()
+            self._finite = ok if self._finite is None else self._finite & ok
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        bad = self._finite is not None and not bool(self._finite)
+        self._finite = None
+        if bad:
+            raise StrataError(f"{self.label}: the training loss became NaN or infinite in epoch {trainer.current_epoch + 1}; "
+                              "the run stops and writes no result (a learning rate too high, or NaN weights or inputs?)")
+
+
 def make_trainer(options: dict | None, max_epochs: int, label: str, log_dir: str | None, version: str, **extra) -> pl.Trainer:
     """A Trainer from the config's `trainer` options; CSV logs go to `log_dir/logs/<version>` when given."""
     reuse_freed_memory()
     freeze_long_lived_objects()
     kwargs = {**DEFAULT_TRAINER, **(options or {}), **extra}
-    callbacks = list(kwargs.pop("callbacks", []))
+    callbacks = [StopOnNonFiniteLoss(label), *kwargs.pop("callbacks", [])]
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(StageProgressBar(label))
     logger = CSVLogger(log_dir, name="logs", version=version) if log_dir else False

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from finetune.compare import gather_comparison, run_comparison
 from pretrain import run_pretraining
+from pretrain.cli import strata_main
 from pretrain.config import CONF_DIR
 from pretrain.distributed import is_global_zero
 from pretrain.errors import exit_on_strata_error
 
 
-@hydra.main(config_path=CONF_DIR, config_name="compare", version_base="1.3")
+@strata_main(CONF_DIR, "compare")
 @exit_on_strata_error
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)

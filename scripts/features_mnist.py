@@ -20,9 +20,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 
-from finetune.export import write_new_file
 from finetune.features import EncoderTransformer
+from finetune.labels import labeled_subset
 from pretrain import MNISTDataModule
+from pretrain.files import new_file
 from pretrain.errors import exit_on_strata_error
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,8 +83,7 @@ def main() -> None:
     test_features = {name: featurize(x_test) for name, featurize in featurizers.items()}
     rows = []
     for labels in budgets:
-        data.labels = labels  # which labeled subset `labeled()` draws (balanced, by the seed)
-        (x_train, y_train), _ = data.labeled()
+        (x_train, y_train), _, _ = labeled_subset(data, labels, args.seed)  # balanced, drawn by the seed
         train_features = {name: featurize(x_train.numpy()) for name, featurize in featurizers.items()}
         for name, make in CLASSIFIERS.items():
             cells = []
@@ -106,7 +106,7 @@ def main() -> None:
             f"seed {args.seed}), pretrained on the 60,000 training inputs in {pretrain_seconds:.0f} s.")
     print("\n" + note + "\n\n" + table)
     if args.out:
-        write_new_file(args.out, lambda tmp: tmp.write_text(note + "\n\n" + table + "\n"))
+        new_file(args.out, lambda tmp: tmp.write_text(note + "\n\n" + table + "\n"))
 
 
 if __name__ == "__main__":

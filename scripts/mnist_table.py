@@ -11,16 +11,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
-from finetune.baselines import BASELINES, baseline_test_accuracy, unsupervised_features
+from finetune.baselines import BASELINES, run_baselines
 from finetune.compare import protocol, run_comparison
-from finetune.labels import labeled_subset
 from pretrain import run_pretraining
+from pretrain.cli import strata_main
 from pretrain.config import CONF_DIR, build_data, to_dict
 from pretrain.errors import exit_on_strata_error
 
@@ -46,21 +44,6 @@ PUBLISHED = {
 MODE_NAMES = {"scratch": "strata, same network from scratch", "frozen": "strata, frozen pretrained encoder + linear head",
               "unfrozen": "strata, pretrained and fine-tuned", "partial": "strata, lowest layers frozen",
               "semisup": "strata, semi-supervised fine-tuning"}
-
-
-def run_baselines(cfg: DictConfig, budgets: list, seeds: list) -> list[dict]:
-    resolved = to_dict(cfg)
-    data = build_data(cfg)
-    scale = lambda x: ((x - data.shift) / data.scale).numpy()  # noqa: E731 - pixels to [0, 1], as strata's encoder sees them
-    x_unlabeled, (x_test, y_test) = scale(data.unlabeled()), data.test()
-    rows = []
-    for name in resolved["baselines"]:
-        features = unsupervised_features(name, x_unlabeled, seed=resolved["seed"], rbm_epochs=resolved["rbm_epochs"])
-        for budget, seed in tqdm([(b, s) for b in budgets for s in seeds], desc=name, disable=not resolved["progress"]):
-            (x_train, y_train), _, _ = labeled_subset(data, budget, seed)  # the labels strata's runs train on
-            acc = baseline_test_accuracy(name, features, scale(x_train), y_train.numpy(), scale(x_test), y_test.numpy(), seed=seed)
-            rows.append({"budget": budget, "seed": seed, "mode": name, "test_accuracy": acc})
-    return rows
 
 
 def error_table(rows: list[dict], budgets: list, published: bool = True) -> str:
@@ -91,14 +74,16 @@ def error_table(rows: list[dict], budgets: list, published: bool = True) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(config_path=CONF_DIR, config_name="mnist_table", version_base="1.3")
+@strata_main(CONF_DIR, "mnist_table")
 @exit_on_strata_error
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     started = time.perf_counter()
     rows = run_comparison(cfg, run_dir, pretrain_fn=run_pretraining)
     budgets, seeds = list(cfg.budgets), list(cfg.seeds)
-    rows += run_baselines(cfg, budgets, seeds)
+    resolved = to_dict(cfg)
+    rows += run_baselines(build_data(cfg), resolved["baselines"], budgets, seeds, seed=resolved["seed"],
+                          rbm_epochs=resolved["rbm_epochs"], progress=resolved["progress"])
     table = error_table(rows, budgets) + "\n\n" + protocol([r for r in rows if r["mode"] in MODE_NAMES]) + "\n"
     (run_dir / "table.md").write_text(table)
     print(table)

@@ -5,7 +5,8 @@ import onnxruntime
 import pytest
 import torch
 
-from finetune.export import export_onnx, export_torchscript, write_new_file
+from finetune.export import export_onnx, export_torchscript
+from pretrain.files import new_file
 from finetune.features import compute_codes
 from pretrain import StrataError, pretrain_stack
 
@@ -70,7 +71,7 @@ def test_a_write_that_fails_halfway_leaves_no_file(tmp_path):
         raise RuntimeError("exporter failed")
 
     with pytest.raises(RuntimeError, match="exporter failed"):
-        write_new_file(tmp_path / "encoder.onnx", write)
+        new_file(tmp_path / "encoder.onnx", write)
     assert list(tmp_path.iterdir()) == []
 
 

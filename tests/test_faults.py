@@ -126,7 +126,7 @@ def test_a_failed_artifact_write_leaves_nothing_half_written(artifacts, tmp_path
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(pretrain.artifact, "save_file", half_then_full)
-    with pytest.raises(StrataError, match="cannot write the artifact .*No space left on device"):
+    with pytest.raises(StrataError, match="cannot write .*encoder: No space left on device"):
         save_autoencoder(model, tmp_path / "encoder")
     assert list(tmp_path.iterdir()) == []
 

@@ -4,6 +4,7 @@ overwrites an earlier run, and each bad input ends with one clear line naming th
 Two runs are real subprocesses; the rest go through the same Hydra main in this process (no start-up cost).
 """
 import json
+import re
 import subprocess
 import sys
 
@@ -11,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from omegaconf import OmegaConf
+
 from commands import run_main
 from conftest import REPO
-from pretrain import describe, load_encoder
+from pretrain import StrataError, describe, load_encoder, run_pretraining
 from pretrain.__main__ import main
 
 
@@ -52,14 +55,17 @@ def test_cli_writes_artifact_and_metrics(cli_run, digits, config):
     assert f"artifact: {artifact}" in result.stdout
 
 
-def test_second_run_into_the_same_folder_overwrites_nothing(cli_run, monkeypatch, capsys):
+def test_second_run_into_the_same_folder_overwrites_nothing(cli_run, config, monkeypatch, capsys):
     _, run_dir = cli_run
-    before = {p: p.read_bytes() for p in [*(run_dir / "encoder").iterdir(), run_dir / "metrics.json"]}
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     code, err = run_in_process(run_dir, "model.layers=[8]", monkeypatch=monkeypatch, capsys=capsys)
-    assert code == 2 and "an earlier run's results are never overwritten" in err and str(run_dir / "encoder") in err
-    code, err = run_in_process(run_dir, "artifact=other", monkeypatch=monkeypatch, capsys=capsys)
-    assert code == 2 and f"{run_dir / 'metrics.json'}" in err  # another artifact name would still replace metrics.json
-    assert {p: p.read_bytes() for p in before} == before
+    assert code == 2 and f"hydra.run.dir={run_dir} holds an earlier run" in err and "never overwritten" in err
+    # called as a library, the run refuses the earlier results themselves
+    with pytest.raises(StrataError, match="an earlier run's results are never overwritten"):
+        run_pretraining(OmegaConf.create(config("trainer=fast", "pictures=false")), run_dir)
+    with pytest.raises(StrataError, match=re.escape(str(run_dir / "metrics.json"))):  # another name would still replace it
+        run_pretraining(OmegaConf.create(config("trainer=fast", "pictures=false", "artifact=other")), run_dir)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     assert not (run_dir / "other").exists()
 
 
@@ -84,7 +90,7 @@ BAD = [
     (["model.layers=[-3]"], "model.layers=[-3] is not a non-empty list of positive integers"),
     (["model.layers=[]"], "model.layers=[] is not a non-empty list"),
     (["model.layers=[64,0.5]"], "model.layers=[64, 0.5]"),
-    (["autoencoder=nope"], "Could not find 'autoencoder/nope'"),
+    (["autoencoder=nope"], "autoencoder=nope is not an option of autoencoder; its options: adversarial, denoising"),
     (["data=mnist", "data.root={tmp}/no_mnist"], "data.root={tmp}/no_mnist: no such folder"),
     (["data=npz"], "data.path has no value (set it on the command line: data.path=...)"),
     (["data=npz", "data.path={tmp}/nan.npz"], "x_train holds 1 NaN or infinite values"),
@@ -98,7 +104,7 @@ BAD = [
     (["+trainer.fast_dev=1"], "trainer.fast_dev is not an argument of pytorch_lightning.Trainer"),
     (["+trainer.max_epochs=3"], "trainer.max_epochs is set by strata for each stage"),
     (["trainer.limit_train_batches=-1"], "trainer: You have passed invalid value -1 for limit_train_batches"),
-    (["artifact=''"], "artifact='' is not a folder name"),
+    (["artifact=''"], "artifact='' is not a plain name"),
     (["threads=many"], "threads='many' is not auto, null or a positive number of threads"),
 ]
 
