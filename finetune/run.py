@@ -93,7 +93,7 @@ def load_pretrained(path: str, mode: str) -> Encoder | DeepAutoencoder:
 
 def check_options(options: dict) -> None:
     """The `finetune` group's schedule and rates, each a clear error when out of range."""
-    for key in ("steps", "epochs", "batch_size"):
+    for key in ("steps", "epochs", "batch_size", "head_hidden", "frozen_layers"):
         positive_int(options[key], f"finetune.{key}")
     if options["steps"] % options["epochs"]:
         raise StrataError(f"finetune.steps={options['steps']} is not a multiple of finetune.epochs={options['epochs']} "
@@ -132,7 +132,7 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
         unlabeled = options["unlabeled"]
         prior = torch.bincount(y_train, minlength=data.num_classes)
         model = SemiSupervisedClassifier(encoder, data.num_classes, prior, corruption=unlabeled["corruption"], noise=unlabeled["noise"],
-                                         radius=unlabeled["radius"], xi=unlabeled["xi"], **{w: unlabeled[w] for w in WEIGHTS}, **common)
+                                         radius=unlabeled["radius"], xi=unlabeled["xi"], rampup=unlabeled["rampup"], **{w: unlabeled[w] for w in WEIGHTS}, **common)
         train_loader = PairedBatches(x_train, y_train, data.unlabeled(), options["batch_size"], unlabeled["batch_size"],
                                      steps_per_epoch, seed)
     else:

@@ -41,7 +41,7 @@ WEIGHTS = ("reconstruction", "consistency", "balance", "adversarial")
 
 def check_unlabeled_options(options: dict) -> None:
     """The `finetune.unlabeled` group, each field a clear error when out of range."""
-    expected = {"batch_size", "corruption", "noise", "radius", "xi", *WEIGHTS}
+    expected = {"batch_size", "corruption", "noise", "radius", "xi", "rampup", *WEIGHTS}
     if not isinstance(options, dict) or set(options) != expected:
         raise StrataError(f"finetune.unlabeled={options!r} should have exactly the fields {', '.join(sorted(expected))}")
     size = options["batch_size"]
@@ -56,6 +56,8 @@ def check_unlabeled_options(options: dict) -> None:
     if not (isinstance(options["xi"], (int, float)) and not isinstance(options["xi"], bool) and 0 < options["xi"] < 1):
         raise StrataError(f"finetune.unlabeled.xi={options['xi']!r} is not a probe norm in (0, 1), relative to the input's "
                           "(a finite difference: keep it tiny)")
+    if isinstance(options["rampup"], bool) or not isinstance(options["rampup"], (int, float)) or not 0 <= options["rampup"] <= 1:
+        raise StrataError(f"finetune.unlabeled.rampup={options['rampup']!r} is not a fraction of the steps in [0, 1]")
     if options["corruption"] == "mask" and not options["noise"] < 1:
         raise StrataError(f"finetune.unlabeled.noise={options['noise']} is not a masking probability in [0, 1)")
 
@@ -68,14 +70,14 @@ class SemiSupervisedClassifier(Classifier):
     def __init__(self, autoencoder: DeepAutoencoder, num_classes: int, prior: torch.Tensor, corruption: str = "mask",
                  noise: float = 0.25, reconstruction: float = 0.0, consistency: float = 1.0, balance: float = 1.0,
                  adversarial: float = 0.0, radius: float = 0.2, xi: float = 1e-3, power_iterations: int = 1,
-                 **classifier_options):
+                 rampup: float = 0.0, **classifier_options):
         super().__init__(autoencoder.encoder(), num_classes, mode="unfrozen", **classifier_options)
         self.mode = "semisup"
         self.autoencoder = autoencoder  # for its decoder; its encoder weights are the classifier's
         self.corruption, self.noise = corruption, noise
         self.weights = {"reconstruction": reconstruction, "consistency": consistency, "balance": balance,
                         "adversarial": adversarial}
-        self.radius, self.xi, self.power_iterations = radius, xi, power_iterations
+        self.radius, self.xi, self.power_iterations, self.rampup = radius, xi, power_iterations, rampup
         self.register_buffer("prior", prior.float() / prior.sum(), persistent=False)
 
     def noisy_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,11 +140,21 @@ class SemiSupervisedClassifier(Classifier):
             costs["adversarial"] = self.divergence(clean + self.adversarial_perturbation(clean, target), target)
         return costs
 
+    def ramp(self) -> float:
+        """The unlabeled costs' share of their weights at this step: exp(-5 (1 - t)^2) over the first `rampup`
+        fraction of the steps, then 1 (the ramp-up of Laine and Aila 2017). The labels shape the classes first;
+        the unlabeled costs, which make the predictions consistent whatever the classes, come in as they do."""
+        if self.rampup <= 0:
+            return 1.0
+        t = min(1.0, self.trainer.global_step / max(self.rampup * self.trainer.estimated_stepping_batches, 1))
+        return math.exp(-5.0 * (1.0 - t) ** 2)
+
     def training_step(self, batch, batch_idx):
         (x, y), u = batch
         loss = F.cross_entropy(self.head(self.noisy_forward(x)[1]), y)
+        ramp = self.ramp()
         for name, cost in self.unlabeled_costs(u).items():
-            loss = loss + self.weights[name] * cost
+            loss = loss + ramp * self.weights[name] * cost
             self.log(name, cost, prog_bar=True, batch_size=len(u))
         return loss
 

@@ -111,6 +111,9 @@ def test_an_artifact_of_another_width_is_a_clear_error(tmp_path):
      "finetune.unlabeled.balance=-1 is not a number >= 0"),
     (["finetune.mode=partial", "finetune.frozen_layers=2", "pretrained={artifact}"], "frozen_layers < 2"),
     (["finetune.mode=scratch", "finetune.epochs=0"], "finetune.epochs=0 is not a positive integer"),
+    (["finetune.mode=scratch", "finetune.head=mlp", "finetune.head_hidden=0"], "finetune.head_hidden=0 is not a positive integer"),
+    (["finetune.mode=semisup", "finetune.unlabeled.rampup=1.5", "pretrained={artifact}"],
+     "finetune.unlabeled.rampup=1.5 is not a fraction of the steps in \\[0, 1\\]"),
 ])
 def test_modes_that_cannot_run_are_clear_errors(tmp_path, artifact, overrides, message):
     cfg = config(*(o.format(artifact=artifact) for o in overrides))

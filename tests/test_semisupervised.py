@@ -133,6 +133,7 @@ def test_semisup_needs_the_decoder(digits, artifact):
     ("batch_size", 0, "finetune.unlabeled.batch_size=0 is not a positive integer"),
     ("radius", -0.1, "finetune.unlabeled.radius=-0.1 is not a number >= 0"),
     ("xi", 0.0, "finetune.unlabeled.xi=0.0 is not a probe norm in \\(0, 1\\)"),
+    ("rampup", -0.5, "finetune.unlabeled.rampup=-0.5 is not a fraction of the steps"),
 ])
 def test_bad_unlabeled_options_are_named(digits, artifact, field, value, message):
     start = build_encoder("semisup", digits, load_autoencoder(artifact), [], [], seed=0)
