@@ -134,7 +134,7 @@ def build(folder: Path, mnist: Path) -> None:
 
 
 def run(folder: Path, out: Path, split: str, overrides: list[str], seeds: list[int], sets: list[str], baselines: list[str],
-        pretrained_from: Path | None = None) -> None:
+        modes: list[str], pretrained_from: Path | None = None) -> None:
     from hydra import compose, initialize_config_dir
 
     results = {}
@@ -146,7 +146,7 @@ def run(folder: Path, out: Path, split: str, overrides: list[str], seeds: list[i
         reuse = [f"pretrained={pretrained_from / name / 'encoder'}"] if pretrained_from else []
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             cfg = compose("compare", overrides=["data=npz", f"data.path={path}", f"budgets={SETS[name]}", f"seeds={seeds}",
-                                                f"modes={MODES}", "progress=false", "trainer.enable_progress_bar=false",
+                                                f"modes={modes}", "progress=false", "trainer.enable_progress_bar=false",
                                                 *reuse, *overrides])
         started = time.perf_counter()
         rows = run_comparison(cfg, run_dir, pretrain_fn=run_pretraining)
@@ -156,16 +156,17 @@ def run(folder: Path, out: Path, split: str, overrides: list[str], seeds: list[i
         print(f"{name}: strata {strata_seconds / 60:.1f} min, baselines {(time.perf_counter() - started - strata_seconds) / 60:.1f} min",
               flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=1))
-    table = summary_table(results, split)
+    table = summary_table(results, split, modes)
     (out / "table.md").write_text(table + "\n")
     print(table)
 
 
-def summary_table(results: dict, split: str) -> str:
+def summary_table(results: dict, split: str, modes: list[str]) -> str:
     """Accuracy (%) per set and budget: strata's modes, the best baseline, and the two comparisons of the targets."""
-    lines = [f"| set | labels | {' | '.join(MODES)} | best baseline | pretrained > scratch | best strata > best baseline |",
-             "|---|---|" + "---|" * (len(MODES) + 3)]
-    wins, beats, cells, means = {m: 0 for m in MODES[1:]}, 0, 0, {m: [] for m in MODES}
+    lines = [f"| set | labels | {' | '.join(modes)} | best baseline | pretrained > scratch | best strata > best baseline |",
+             "|---|---|" + "---|" * (len(modes) + 3)]
+    pretrained = [m for m in modes if m != "scratch"]
+    wins, beats, cells, means = {m: 0 for m in pretrained}, 0, 0, {m: [] for m in modes}
     for name, rows in results.items():
         for budget in dict.fromkeys(r["budget"] for r in rows):
             acc = {}
@@ -173,18 +174,19 @@ def summary_table(results: dict, split: str) -> str:
                 if r["budget"] == budget:
                     acc.setdefault(r["mode"], []).append(r["test_accuracy"])
             acc = {m: 100 * float(np.mean(v)) for m, v in acc.items()}
-            base_name = max((m for m in acc if m not in MODES), key=acc.get)
-            best = max(acc[m] for m in MODES)
-            better = [m for m in MODES[1:] if acc[m] > acc["scratch"]]
+            base_name = max((m for m in acc if m not in MODES), key=acc.get, default=None)
+            base = acc.get(base_name, float("nan"))
+            best = max(acc[m] for m in modes)
+            better = [m for m in pretrained if "scratch" in acc and acc[m] > acc["scratch"]]
             cells += 1
-            beats += best > acc[base_name]
+            beats += best > base
             for m in better:
                 wins[m] += 1
-            for m in MODES:
+            for m in modes:
                 means[m].append(acc[m])
-            lines.append(f"| {name} | {budget} | " + " | ".join(f"{acc[m]:.2f}" for m in MODES)
-                         + f" | {acc[base_name]:.2f} ({base_name}) | {', '.join(better) or 'none'} | "
-                         + ("yes" if best > acc[base_name] else "**no**") + " |")
+            lines.append(f"| {name} | {budget} | " + " | ".join(f"{acc[m]:.2f}" for m in modes)
+                         + f" | {base:.2f} ({base_name}) | {', '.join(better) or 'none'} | "
+                         + ("yes" if best > base else "**no**") + " |")
     lines += ["", f"Mean over the {cells} cells ({split} splits): " + ", ".join(f"{m} {np.mean(v):.2f}" for m, v in means.items())
               + "; cells where the mode beats scratch: " + ", ".join(f"{m} {n}" for m, n in wins.items())
               + f"; cells where strata's best mode beats the best baseline: {beats}."]
@@ -202,6 +204,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--baselines", nargs="*", default=BASELINES)
+    parser.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     parser.add_argument("--pretrained-from", help="reuse the artifacts of an earlier run's tag (fine-tuning settings only)")
     args = parser.parse_args()
     if args.command == "build":
@@ -211,7 +214,7 @@ def main() -> None:
     if out.exists():
         raise SystemExit(f"error: {out} already exists: an earlier result is never overwritten (choose another --tag)")
     earlier = ROOT / "outputs" / "devsuite" / args.pretrained_from if args.pretrained_from else None
-    run(Path(args.data), out, args.split, args.overrides, args.seeds, args.sets, args.baselines, earlier)
+    run(Path(args.data), out, args.split, args.overrides, args.seeds, args.sets, args.baselines, args.modes, earlier)
 
 
 if __name__ == "__main__":
