@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from pretrain import StrataError
-from pretrain.config import build_data, to_dict
+from pretrain.config import build_data, check_seed, to_dict
 from pretrain.distributed import is_global_zero
 from pretrain.files import new_file, new_text_file, replace_file
 from pretrain.stack import DeepAutoencoder
@@ -61,8 +61,9 @@ def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dic
     existing = [str(p) for p in outputs if p.exists()]
     if existing:
         raise StrataError(f"{existing[0]} already exists: an earlier result is never overwritten")
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise StrataError(f"seeds={seeds} is not a non-empty list of integers")
+    if not seeds:
+        raise StrataError("seeds is empty (expected e.g. [0, 1, 2])")
+    seeds = [check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds)]
     options = resolved["finetune"]
     check_options(options)
     check_modes(resolved["modes"])

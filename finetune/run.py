@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError, load_autoencoder, load_encoder
-from pretrain.config import build_data, layer_options, layer_sizes, positive_int, to_dict, trainer_options
+from pretrain.config import build_data, check_seed, layer_options, layer_sizes, positive_int, to_dict, trainer_options
 from pretrain.distributed import is_global_zero
 from pretrain.files import new_text_file
 from pretrain.generative import stack_layer_options
@@ -180,7 +180,7 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
         if (run_dir / name).exists():
             raise StrataError(f"{run_dir / name} already exists: an earlier result is never overwritten")
     check_options(options)
-    seed = positive_int(resolved["seed"], "seed", allow_zero=True)
+    seed = check_seed(resolved["seed"])
     trainer = trainer_options(resolved["trainer"])
     pretrained = load_pretrained(resolved["pretrained"], options["mode"]) if resolved["pretrained"] else None
     data = build_data(cfg)

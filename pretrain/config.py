@@ -88,6 +88,13 @@ def positive_int(value, field: str, allow_zero: bool = False) -> int:
     return int(value)
 
 
+def check_seed(value, field: str = "seed") -> int:
+    """A seed as numpy and Lightning accept it: an integer in [0, 2**32)."""
+    if not fits(value, int) or not 0 <= value < 2**32:
+        raise StrataError(f"{field}={value!r} is not a seed (expected an integer from 0 to {2**32 - 1})")
+    return int(value)
+
+
 def epochs_for_steps(steps: int, n: int, batch_size: int) -> int:
     """Whole epochs that give each layer at least `steps` updates of `batch_size` out of `n` inputs: a small data set
     gets as many updates per layer as a large one."""

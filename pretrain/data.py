@@ -13,6 +13,7 @@ Batches come from `BatchLoader`, which slices whole tensors: no per-sample Pytho
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -350,6 +351,8 @@ class NpzDataModule(ArrayDataModule):
     def _load(self):
         if not self.path.is_file():
             raise StrataError(f"data.path={self.path}: no such file (expected an .npz with x_train, x_test, y_test)")
+        if not zipfile.is_zipfile(self.path):
+            raise StrataError(f"data.path={self.path}: not an .npz archive (expected a file written by numpy.savez)")
         try:
             with np.load(self.path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}

@@ -17,7 +17,7 @@ from torch import nn
 
 from .artifact import save_autoencoder
 from .checkpoint import RunCheckpoints
-from .config import (build_data, epochs_for_steps, layer_options, layer_sizes, positive_int, positive_number, to_dict,
+from .config import (build_data, check_seed, epochs_for_steps, layer_options, layer_sizes, positive_int, positive_number, to_dict,
                      trainer_options)
 from .distributed import is_global_zero, wait_for_all
 from .errors import StrataError
@@ -41,7 +41,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     end_to_end_epochs = positive_int(model["end_to_end_epochs"], "model.end_to_end_epochs", allow_zero=True)
     end_to_end_lr = None if model["end_to_end_lr"] is None else positive_number(model["end_to_end_lr"], "model.end_to_end_lr")
     options = layer_options(resolved["autoencoder"], model)
-    seed = positive_int(resolved["seed"], "seed", allow_zero=True)
+    seed = check_seed(resolved["seed"])
     threads = resolved.get("threads", "auto")
     if threads not in ("auto", None) and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
         raise StrataError(f"threads={threads!r} is not auto, null or a positive number of threads")

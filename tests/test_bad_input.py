@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from commands import run_main
+from commands import run_main, run_process
 from conftest import REPO
 from finetune.__main__ import main as finetune_main
 from pretrain import pretrain_stack, save_autoencoder
@@ -101,6 +101,24 @@ def test_a_number_that_is_not_finite_is_refused_before_training(main, override, 
     key, value = override.split("=")
     one_line_error(code, err, f"{key}={float(value)} is not a finite number")
     assert not results_in(run)
+
+
+@pytest.mark.parametrize("main, override, field", [
+    (pretrain_main, "seed=-1", "seed=-1"), (finetune_main, "seed=4294967296", "seed=4294967296"),
+], ids=["pretrain", "finetune"])
+def test_a_seed_outside_what_numpy_accepts_is_refused(main, override, field, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, err = run_main(main, *(PRETRAIN if main is pretrain_main else FINETUNE), override, f"hydra.run.dir={run}",
+                         monkeypatch=monkeypatch, capsys=capsys)
+    one_line_error(code, err, f"{field} is not a seed (expected an integer from 0 to 4294967295)")
+    assert not results_in(run)
+
+
+def test_a_bad_seed_of_the_comparison_is_named_by_its_place_in_seeds(tmp_path):
+    run = tmp_path / "run"
+    done = run_process("scripts/compare.py", "seeds=[0,-1]", "budgets=[20]", "modes=[scratch]", f"hydra.run.dir={run}")
+    one_line_error(done.returncode, done.stderr, "seeds[1]=-1 is not a seed")
+    assert not results_in(run) and not (run / "results.csv").exists()
 
 
 # 3. training that diverges ------------------------------------------------------------------------------------

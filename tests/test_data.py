@@ -219,7 +219,7 @@ def test_npz_file_problems(tmp_path):
         NpzDataModule(str(tmp_path / "none.npz")).setup()
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip archive")
-    with refused("cannot be read as .npz"):
+    with refused("not an .npz archive (expected a file written by numpy.savez)"):
         NpzDataModule(str(garbage)).setup()
     pickled = tmp_path / "objects.npz"
     np.savez(pickled, x_train=np.array([{"a": 1}] * 3, dtype=object), x_test=np.zeros((1, 1)), y_test=np.zeros(1))
