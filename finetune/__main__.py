@@ -15,8 +15,10 @@ from .run import run_finetuning
 
 @strata_main(CONF_DIR, "finetune")
 @exit_on_strata_error
-def main(cfg: DictConfig) -> None:
-    run_finetuning(cfg, Path(HydraConfig.get().runtime.output_dir))
+def main(cfg: DictConfig) -> float | None:
+    """Returns the validation accuracy (what a Hydra sweeper maximises); None without a validation split."""
+    metrics = run_finetuning(cfg, Path(HydraConfig.get().runtime.output_dir))
+    return metrics["val"]["accuracy"] if "val" in metrics else None
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import StrataError
+from .process import tune_command_process
 
 FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
 
@@ -104,7 +105,12 @@ def strata_main(conf_dir: str, config_name: str):
     """`hydra.main` for a strata command, with the command line checked first (see the module docstring)."""
 
     def decorate(task):
-        hydra_main = hydra.main(config_path=conf_dir, config_name=config_name, version_base="1.3")(task)
+        @functools.wraps(task)
+        def tuned(cfg: DictConfig):
+            tune_command_process()  # the command, never the library, tunes its process (pretrain.process)
+            return task(cfg)
+
+        hydra_main = hydra.main(config_path=conf_dir, config_name=config_name, version_base="1.3")(tuned)
 
         @functools.wraps(task)
         def main() -> None:

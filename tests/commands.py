@@ -24,3 +24,19 @@ def run_main(main, *argv: str, monkeypatch, capsys) -> tuple[int, str]:
     except SystemExit as exit:
         code = exit.code
     return code, capsys.readouterr().err
+
+
+class RecordReturns:
+    """A Hydra callback (`+hydra.callbacks.returns._target_=commands.RecordReturns`) that keeps each job's return
+    value, so that a test sees what a sweeper would optimise."""
+
+    values: list = []
+
+    def __init__(self, **kwargs):
+        pass
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        RecordReturns.values.append(job_return.return_value)
+
+    def __getattr__(self, name):  # Hydra calls the other hooks too: nothing to do there
+        return lambda *args, **kwargs: None
