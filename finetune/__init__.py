@@ -1,5 +1,10 @@
 """strata.finetune: classifiers on pretrained encoders, the comparison with training from scratch, and the
 encoder as a feature extractor (scikit-learn, TorchScript, ONNX)."""
+import pretrain as _pretrain
+
+if not hasattr(_pretrain, "__path__"):  # a module, not strata's package: a pretrain.py in the working directory
+    raise ImportError(f"{_pretrain.__file__} shadows strata's package `pretrain`: rename that file, or run the "
+                      "`strata` command, which does not import from the working directory")
 from .classifier import Classifier, load_classifier, save_classifier
 from .export import export_onnx, export_torchscript
 from .features import EncoderTransformer, FeatureError, compute_codes

@@ -1,4 +1,6 @@
 """strata.pretrain: greedy layer-wise pretraining of stacked autoencoders."""
+__version__ = "0.2.0"
+
 from .artifact import describe, load_autoencoder, load_encoder, save_autoencoder, save_encoder
 from .data import ArrayDataModule, BatchLoader, DigitsDataModule, MNISTDataModule, NpzDataModule
 from .encoder import Encoder, Preprocess

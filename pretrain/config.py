@@ -22,7 +22,20 @@ from .errors import StrataError
 from .layer import LAYER_KINDS, OPTIMIZERS
 from .training import make_trainer
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def find_conf_dir() -> str:
+    """The Hydra configs: the checkout's `conf/` beside this package (a clone, an editable install), else the copy
+    installed as package data, the package `strata_conf` (a wheel)."""
+    checkout = Path(__file__).resolve().parent.parent / "conf"
+    if (checkout / "pretrain.yaml").is_file():
+        return str(checkout)
+    import strata_conf  # noqa: PLC0415 - only an installed wheel has it
+
+    return str(Path(strata_conf.__file__).resolve().parent)
+
+
+CONF_DIR = find_conf_dir()
 MODEL_FIELDS = ("optimizer", "lr", "weight_decay")  # the layers' training settings, from the model group
 STAGE_TRAINER_ARGS = ("max_epochs", "logger", "callbacks")  # make_trainer sets these for each stage
 TYPE_NAMES = {bool: "true or false", float: "a number", int: "an integer", str: "a string", type(None): "null"}
