@@ -20,9 +20,10 @@ from omegaconf import DictConfig
 
 from pretrain import __version__, run_pretraining
 from pretrain.cli import COMMAND_ENV, strata_main
-from pretrain.config import CONF_DIR
+from pretrain.config import CONF_DIR, to_dict
 from pretrain.distributed import is_global_zero
 from pretrain.errors import exit_on_strata_error
+from pretrain.loggers import CSV, StageLoggers
 
 from .compare import gather_comparison, run_comparison
 
@@ -47,6 +48,7 @@ def compare(cfg: DictConfig) -> None:
         run_comparison(cfg, run_dir, pretrain_fn=run_pretraining)
     if not is_global_zero():
         return
+    StageLoggers(to_dict(cfg).get("logger", CSV)).log_images(run_dir, "compare", {"accuracy_vs_labels": run_dir / "accuracy_vs_labels.png"})
     print((run_dir / "report.md").read_text())
     print(f"results: {run_dir}/results.csv, report.md, accuracy_vs_labels.png")
 

@@ -14,10 +14,11 @@ import torch
 from omegaconf import DictConfig
 
 from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError, load_autoencoder, load_encoder
-from pretrain.config import build_data, layer_options, layer_sizes, positive_int, to_dict, trainer_options
+from pretrain.config import build_data, check_trainer, layer_options, layer_sizes, positive_int, to_dict
 from pretrain.distributed import is_global_zero
 from pretrain.files import new_text_file
 from pretrain.generative import stack_layer_options
+from pretrain.loggers import CSV, StageLoggers
 from pretrain.layer import LAYER_KINDS
 from pretrain.stack import DeepAutoencoder
 from pretrain.training import make_trainer, threads_for
@@ -181,7 +182,8 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
             raise StrataError(f"{run_dir / name} already exists: an earlier result is never overwritten")
     check_options(options)
     seed = positive_int(resolved["seed"], "seed", allow_zero=True)
-    trainer = trainer_options(resolved["trainer"])
+    trainer, device = check_trainer(resolved["trainer"])
+    trainer = {**trainer, "logger": StageLoggers(resolved.get("logger", CSV))}
     pretrained = load_pretrained(resolved["pretrained"], options["mode"]) if resolved["pretrained"] else None
     data = build_data(cfg)
     sizes = layer_sizes(resolved["model"]["layers"])
@@ -197,6 +199,6 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
     if resolved["save_encoder"]:
         save_classifier(model, run_dir, config=resolved, metrics=metrics)
     new_text_file(run_dir / "metrics.json", json.dumps(metrics, indent=2))  # last: a metrics.json is a whole result
-    print(f"{options['mode']}: {metrics['labels']} labels, {metrics['steps']} steps, validation {metrics['validation']}; "
+    print(f"{options['mode']}: {metrics['labels']} labels, {metrics['steps']} steps on {device}, validation {metrics['validation']}; "
           f"test accuracy {metrics['test']['accuracy']:.4f}, macro F1 {metrics['test']['f1_macro']:.4f}; {run_dir / 'metrics.json'}")
     return metrics

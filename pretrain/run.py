@@ -17,12 +17,13 @@ from torch import nn
 
 from .artifact import save_autoencoder
 from .checkpoint import RunCheckpoints
-from .config import (build_data, epochs_for_steps, layer_options, layer_sizes, positive_int, positive_number, to_dict,
-                     trainer_options)
+from .config import (build_data, check_trainer, epochs_for_steps, layer_options, layer_sizes, positive_int, positive_number,
+                     to_dict)
 from .distributed import is_global_zero, wait_for_all
 from .errors import StrataError
 from .files import new_text_file, plain_name
 from .generative import VariationalLayer, negative_elbo
+from .loggers import CSV, StageLoggers
 from .pictures import save_pictures
 from .stack import pretrain_stack
 from .training import threads_for
@@ -45,7 +46,9 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     threads = resolved.get("threads", "auto")
     if threads not in ("auto", None) and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
         raise StrataError(f"threads={threads!r} is not auto, null or a positive number of threads")
-    trainer = trainer_options(resolved["trainer"])
+    trainer, device = check_trainer(resolved["trainer"])
+    loggers = StageLoggers(resolved.get("logger", CSV))
+    trainer = {**trainer, "logger": loggers}
     artifact = run_dir / plain_name(resolved["artifact"], "artifact")
     if not isinstance(resolved.get("pictures", False), bool):
         raise StrataError(f"pictures={resolved['pictures']!r} is not true or false")
@@ -82,9 +85,10 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
         if is_global_zero():
             save_autoencoder(result.model, artifact, config=resolved, metrics=metrics)
             new_text_file(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-            print(f"pretrained {data.input_dim}-{'-'.join(map(str, sizes))} on {data.describe()}; artifact: {artifact}")
+            print(f"pretrained {data.input_dim}-{'-'.join(map(str, sizes))} on {data.describe()} on {device}; artifact: {artifact}")
             if pictures is not None:  # from training inputs only (labels colour the embedding)
                 written = save_pictures(result.model, data.unlabeled(), data.y_train, pictures, seed=seed)
+                loggers.log_images(run_dir, "pictures", written)
                 print(f"pictures ({', '.join(written)}): {pictures}")
             checkpoints.remove()  # the artifact holds the result now
     wait_for_all()  # under DDP, the other ranks may read the artifact once this returns

@@ -14,7 +14,7 @@ from .errors import StrataError
 from .process import quiet_lightning
 
 _DEFAULT_THREADS = torch.get_num_threads()
-DEFAULT_TRAINER = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": True, "deterministic": True,
+DEFAULT_TRAINER = {"accelerator": "auto", "devices": 1, "enable_progress_bar": True, "deterministic": True,
                    "enable_model_summary": False, "enable_checkpointing": False}
 
 
@@ -91,13 +91,42 @@ class StopOnNonFiniteLoss(pl.Callback):
                               "the run stops and writes no result (a learning rate too high, or NaN weights or inputs?)")
 
 
+def csv_logger(log_dir: str, version: str) -> CSVLogger:
+    return CSVLogger(log_dir, name="logs", version=version)
+
+
+def build_callbacks(items: list) -> list[pl.Callback]:
+    """`trainer.callbacks`: each a config with `_target_` (instantiated anew for every stage, as callbacks keep
+    state) or, from Python, a Callback itself."""
+    from hydra.utils import instantiate
+
+    built = []
+    for k, item in enumerate(items):
+        if isinstance(item, pl.Callback):
+            built.append(item)
+            continue
+        if not isinstance(item, dict) or "_target_" not in item:
+            raise StrataError(f"trainer.callbacks[{k}]={item!r} is not a config with a _target_ "
+                              "(e.g. {_target_: pytorch_lightning.callbacks.LearningRateMonitor})")
+        try:
+            callback = instantiate(item)
+        except Exception as err:  # noqa: BLE001 - Hydra's instantiation errors, one line
+            raise StrataError(f"trainer.callbacks[{k}] ({item['_target_']}): {str(err.__cause__ or err).splitlines()[0]}") from None
+        if not isinstance(callback, pl.Callback):
+            raise StrataError(f"trainer.callbacks[{k}]: {item['_target_']} is not a pytorch_lightning Callback")
+        built.append(callback)
+    return built
+
+
 def make_trainer(options: dict | None, max_epochs: int, label: str, log_dir: str | None, version: str, **extra) -> pl.Trainer:
     """A Trainer from the config's `trainer` options; CSV logs go to `log_dir/logs/<version>` when given."""
     kwargs = {**DEFAULT_TRAINER, **(options or {}), **extra}
-    callbacks = [StopOnNonFiniteLoss(label), *kwargs.pop("callbacks", [])]
+    callbacks = [StopOnNonFiniteLoss(label), *build_callbacks((options or {}).get("callbacks") or []), *extra.get("callbacks", [])]
+    kwargs.pop("callbacks", None)
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(StageProgressBar(label))
-    logger = CSVLogger(log_dir, name="logs", version=version) if log_dir else False
+    loggers = kwargs.pop("logger", None) or csv_logger  # a pretrain.loggers.StageLoggers from the logger group
+    logger = loggers(log_dir, version) if log_dir else False
     with quiet_lightning():
         return StageTrainer(max_epochs=max_epochs, logger=logger, callbacks=callbacks, **kwargs)
 
@@ -108,3 +137,13 @@ class StageTrainer(pl.Trainer):
     def fit(self, *args, **kwargs):
         with quiet_lightning():
             return super().fit(*args, **kwargs)
+
+
+def device_name(trainer: pl.Trainer) -> str:
+    """The device a Trainer trains on, as a run's log line names it: `cpu`, `cuda:0 (NVIDIA H100 80GB HBM3)`."""
+    device = trainer.strategy.root_device
+    name = f"{device.type}:{device.index}" if device.index is not None else device.type
+    if device.type == "cuda":
+        name += f" ({torch.cuda.get_device_name(device)})"
+    devices = trainer.num_devices * trainer.num_nodes
+    return name + (f", {devices} devices" if devices > 1 else "")

@@ -40,3 +40,19 @@ class RecordReturns:
 
     def __getattr__(self, name):  # Hydra calls the other hooks too: nothing to do there
         return lambda *args, **kwargs: None
+
+
+class StageNames:
+    """A callback for `trainer.callbacks` (`{_target_: commands.StageNames}`) that records, for each stage it is
+    built for, its own identity and the name its logger logs under."""
+
+    seen: list = []
+
+    def __new__(cls, *args, **kwargs):
+        import pytorch_lightning as pl
+
+        class Recorder(pl.Callback):
+            def on_train_start(self, trainer, pl_module):
+                StageNames.seen.append((id(self), trainer.logger.version if trainer.logger else None))
+
+        return Recorder()
