@@ -82,3 +82,28 @@ def tune_command_process() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     reuse_freed_memory()
     freeze_long_lived_objects()
+
+
+@contextlib.contextmanager
+def kept_random_state():
+    """Within: seed what you like (`pl.seed_everything` seeds Python's, numpy's and torch's generators and sets
+    PL_GLOBAL_SEED); on exit, every generator and those variables are as they were."""
+    import os
+    import random
+
+    import numpy as np
+    import torch
+
+    python, numpy = random.getstate(), np.random.get_state()
+    env = {k: os.environ.get(k) for k in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")}
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
+        for key, value in env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

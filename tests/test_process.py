@@ -51,6 +51,9 @@ def test_the_python_api_changes_nothing_in_the_process():
         t = torch.tensor(x, dtype=torch.float32)
         pretrain_stack(t, torch.zeros(64), torch.ones(64), [8], {"kind": "deterministic"}, epochs=1, batch_size=64,
                        trainer_options={"enable_progress_bar": False})
+        import finetune, pretrain
+        model = pretrain.fit(x, layers=[8], epochs=1)
+        finetune.fit(model, x, load_digits().target[:200], mode="frozen", steps=4, epochs=1).predict(x[:3])
         assert state() == before, (before, state())
         print("unchanged")
     """)
