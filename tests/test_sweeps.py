@@ -129,3 +129,15 @@ def test_an_optuna_sweep_of_two_trials_returns_the_best_validation_accuracy(tmp_
 def test_an_optuna_sweep_without_validation_is_refused(tmp_path, monkeypatch, capsys):
     code, err = run_main(finetune_main, *OPTUNA, f"hydra.sweep.dir={tmp_path}", monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2 and "set data.val_from=pool" in err.strip().splitlines()[-1], err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                    reason="TensorBoard is an optional extra: pip install 'strata-autoencoders[tensorboard]'")
+def test_the_accuracy_plot_goes_to_the_logger(sweep, tmp_path, monkeypatch, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    code, err = run_main(compare_script.main, f"gather={sweep[0]}", f"hydra.run.dir={tmp_path / 'report'}", "logger=tensorboard",
+                         monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    (events,) = (tmp_path / "report" / "logs" / "compare").glob("events.out.tfevents.*")
+    assert EventAccumulator(str(events)).Reload().Tags()["images"] == ["accuracy_vs_labels"]
