@@ -15,6 +15,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -88,6 +89,22 @@ class Classifier(pl.LightningModule):
         for block in self.encoder.layers:
             h = self.dropout(block(h))
         return self.head(h)
+
+    @torch.no_grad()
+    def predict_proba(self, x, batch_size: int = 4096):
+        """Class probabilities (numpy, n x C, columns in the order of `classes`) of raw inputs `x` (array or tensor,
+        one row per example), in eval mode; the module's own mode is kept."""
+        was_training = self.training
+        self.eval()
+        x = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+        x = x.reshape(len(x), -1).to(self.encoder.preprocess.shift.dtype)
+        probs = [F.softmax(self(x[i : i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
+        self.train(was_training)
+        return torch.cat(probs).numpy() if probs else np.zeros((0, self.num_classes), np.float32)
+
+    def predict(self, x):
+        """The predicted class of each row of `x`, named as the training labels named it."""
+        return np.asarray(self.classes)[self.predict_proba(x).argmax(axis=1)]
 
     def training_step(self, batch, batch_idx):
         x, y = batch

@@ -243,13 +243,14 @@ def report_markdown(rows: list[dict], title: str, artifact: str, classes: list |
 
 
 def plot_accuracy(summary: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Drawn on matplotlib's Agg canvas directly: no pyplot state, no backend switch in the user's process."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     budgets, modes = _ordered(summary)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    fig = Figure(figsize=(6.4, 4.4), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     for m in modes:
         pts = [summary[(b, m)] for b in budgets if (b, m) in summary]
         ax.errorbar([p[0] for p in pts], [100 * p[1] for p in pts], yerr=[100 * p[2] for p in pts],
@@ -262,4 +263,3 @@ def plot_accuracy(summary: dict, path: Path, title: str) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, format="png")
-    plt.close(fig)

@@ -90,7 +90,8 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
             generator). Pretraining with seed s repeats `python -m pretrain seed=s` on the same data.
         threads: torch's CPU threads while pretraining: "auto" (one for small stacks, whose matrix products are
             too small to split; torch's default otherwise), None (torch's default) or a number. Restored afterwards.
-        accelerator: Lightning accelerator for pretraining ("cpu", "gpu", "auto"); `transform` runs on the CPU.
+        accelerator: Lightning accelerator for pretraining ("auto": a GPU where there is one; "cpu", "gpu");
+            `transform` runs on the CPU.
         verbose: show Lightning's progress bar while pretraining.
 
     Fitted attributes: `n_features_in_` (and `feature_names_in_` for data frames), `layer_specs_` and
@@ -102,7 +103,7 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
                  tied=False, loss="auto", corruption="none", noise=0.0, sparsity="none", target=0.05,
                  sparsity_weight=0.0, wta_rate=None, optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=10,
                  batch_size=64, end_to_end_epochs=0, end_to_end_lr=None, scaling="standard", pixel_max=None,
-                 random_state=0, threads="auto", accelerator="cpu", verbose=False):
+                 random_state=0, threads="auto", accelerator="auto", verbose=False):
         self.pretrained = pretrained
         self.layers = layers
         self.sizes = sizes

@@ -14,13 +14,14 @@ import torch
 from omegaconf import DictConfig
 
 from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError, load_autoencoder, load_encoder
-from pretrain.config import build_data, check_seed, layer_options, layer_sizes, positive_int, to_dict, trainer_options
+from pretrain.config import build_data, check_seed, check_trainer, layer_options, layer_sizes, positive_int, to_dict
 from pretrain.distributed import is_global_zero
 from pretrain.files import new_text_file
 from pretrain.generative import stack_layer_options
+from pretrain.loggers import CSV, StageLoggers
 from pretrain.layer import LAYER_KINDS
 from pretrain.stack import DeepAutoencoder
-from pretrain.training import make_trainer, set_threads
+from pretrain.training import make_trainer, threads_for
 
 from .batches import PairedBatches, StepBatches
 from .classifier import ENCODER, HEAD, MODES, Classifier, save_classifier
@@ -139,28 +140,28 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
         model = Classifier(encoder, data.num_classes, mode=options["mode"], frozen_layers=options["frozen_layers"], **common)
         train_loader = StepBatches(x_train, y_train, batch_size=options["batch_size"], steps=steps_per_epoch, seed=seed)
     model.train()  # frozen blocks stay in eval mode (Classifier.train)
-    set_threads(model, threads)
-    keep_best = KeepBest(options["patience"])
-    trainer = make_trainer(trainer_options, options["epochs"], label, log_dir, "finetune",
-                           callbacks=[keep_best] if val is not None else [], num_sanity_val_steps=0)
-    started = time.perf_counter()
-    trainer.fit(model, train_dataloaders=train_loader,
-                val_dataloaders=BatchLoader(*val, batch_size=4096, shuffle=False) if val is not None else None)
-    seconds = time.perf_counter() - started
-    model.eval()
-    x_test, y_test = data.test()
-    metrics = {
-        "mode": options["mode"], "labels": len(x_train), "val_labels": 0 if val is None else len(val[0]),
-        "validation": subset.validation, "classes": data.classes, "seed": seed, "steps": trainer.global_step, "epochs_run": trainer.current_epoch,
-        "best_epoch": trainer.current_epoch if val is None else keep_best.best_epoch + 1, "seconds": seconds,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-    }
-    if val is not None:  # the last step's weights first, then the selected epoch's
-        metrics["test_last"] = evaluate(model, x_test, y_test, data.num_classes)
-        model.load_state_dict(keep_best.best_state)
-        metrics["val"] = evaluate(model, *val, data.num_classes)
-    metrics["test"] = evaluate(model, x_test, y_test, data.num_classes)
+    with threads_for(model, threads):  # the library leaves torch's thread count as it found it
+        keep_best = KeepBest(options["patience"])
+        trainer = make_trainer(trainer_options, options["epochs"], label, log_dir, "finetune",
+                               callbacks=[keep_best] if val is not None else [], num_sanity_val_steps=0)
+        started = time.perf_counter()
+        trainer.fit(model, train_dataloaders=train_loader,
+                    val_dataloaders=BatchLoader(*val, batch_size=4096, shuffle=False) if val is not None else None)
+        seconds = time.perf_counter() - started
+        model.eval()
+        x_test, y_test = data.test()
+        metrics = {
+            "mode": options["mode"], "labels": len(x_train), "val_labels": 0 if val is None else len(val[0]),
+            "validation": subset.validation, "classes": data.classes, "seed": seed, "steps": trainer.global_step, "epochs_run": trainer.current_epoch,
+            "best_epoch": trainer.current_epoch if val is None else keep_best.best_epoch + 1, "seconds": seconds,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        }
+        if val is not None:  # the last step's weights first, then the selected epoch's
+            metrics["test_last"] = evaluate(model, x_test, y_test, data.num_classes)
+            model.load_state_dict(keep_best.best_state)
+            metrics["val"] = evaluate(model, *val, data.num_classes)
+        metrics["test"] = evaluate(model, x_test, y_test, data.num_classes)
     return model, metrics
 
 
@@ -181,7 +182,8 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
             raise StrataError(f"{run_dir / name} already exists: an earlier result is never overwritten")
     check_options(options)
     seed = check_seed(resolved["seed"])
-    trainer = trainer_options(resolved["trainer"])
+    trainer, device = check_trainer(resolved["trainer"])
+    trainer = {**trainer, "logger": StageLoggers(resolved.get("logger", CSV))}
     pretrained = load_pretrained(resolved["pretrained"], options["mode"]) if resolved["pretrained"] else None
     data = build_data(cfg)
     sizes = layer_sizes(resolved["model"]["layers"])
@@ -197,6 +199,6 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
     if resolved["save_encoder"]:
         save_classifier(model, run_dir, config=resolved, metrics=metrics)
     new_text_file(run_dir / "metrics.json", json.dumps(metrics, indent=2))  # last: a metrics.json is a whole result
-    print(f"{options['mode']}: {metrics['labels']} labels, {metrics['steps']} steps, validation {metrics['validation']}; "
+    print(f"{options['mode']}: {metrics['labels']} labels, {metrics['steps']} steps on {device}, validation {metrics['validation']}; "
           f"test accuracy {metrics['test']['accuracy']:.4f}, macro F1 {metrics['test']['f1_macro']:.4f}; {run_dir / 'metrics.json'}")
     return metrics

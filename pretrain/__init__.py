@@ -1,4 +1,7 @@
 """strata.pretrain: greedy layer-wise pretraining of stacked autoencoders."""
+__version__ = "0.2.0"
+
+from .api import fit
 from .artifact import describe, load_autoencoder, load_encoder, save_autoencoder, save_encoder
 from .data import ArrayDataModule, BatchLoader, DigitsDataModule, MNISTDataModule, NpzDataModule
 from .encoder import Encoder, Preprocess
@@ -15,5 +18,5 @@ __all__ = [
     "reconstruction_grid", "sample_grid", "save_pictures", "weight_tiles",
     "ArrayDataModule", "AutoencoderLayer", "BatchLoader", "DeepAutoencoder", "DigitsDataModule", "Encoder",
     "MNISTDataModule", "NpzDataModule", "Preprocess", "StrataError", "describe", "load_autoencoder",
-    "load_encoder", "pretrain_stack", "run_pretraining", "save_autoencoder", "save_encoder",
+    "fit", "load_encoder", "pretrain_stack", "run_pretraining", "save_autoencoder", "save_encoder",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import StrataError
+from .help import command_help
+from .process import tune_command_process
 
+COMMAND_ENV = "STRATA_COMMAND"  # the verb of the `strata` command that started this process (finetune.commands)
 FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
 
 
@@ -100,14 +104,39 @@ def dotted_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
     return out
 
 
+def command_name(task) -> str:
+    """How the user started this command: `strata <verb>`, or `python -m <module>`."""
+    verb = os.environ.get(COMMAND_ENV)
+    if verb:
+        return f"strata {verb}"
+    module = task.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else None
+    return f"python -m {module.removesuffix('.__main__')}" if module else f"python {sys.argv[0]}"
+
+
 def strata_main(conf_dir: str, config_name: str):
     """`hydra.main` for a strata command, with the command line checked first (see the module docstring)."""
 
     def decorate(task):
-        hydra_main = hydra.main(config_path=conf_dir, config_name=config_name, version_base="1.3")(task)
+        @functools.wraps(task)
+        def tuned(cfg: DictConfig):
+            tune_command_process()  # the command, never the library, tunes its process (pretrain.process)
+            return task(cfg)
+
+        hydra_main = hydra.main(config_path=conf_dir, config_name=config_name, version_base="1.3")(tuned)
 
         @functools.wraps(task)
         def main() -> None:
+            if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+                print(command_help(conf_dir, config_name, command_name(task)))
+                sys.exit(0)
+            if "--version" in sys.argv[1:]:
+                from . import __version__  # noqa: PLC0415
+
+                print(f"strata-autoencoders {__version__}")
+                sys.exit(0)
             args = overrides_of(sys.argv[1:])
             if args:
                 try:

@@ -20,11 +20,24 @@ from .data import ArrayDataModule
 from .distributed import check_launch
 from .errors import StrataError
 from .layer import LAYER_KINDS, OPTIMIZERS
-from .training import make_trainer
+from .training import device_name, make_trainer
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def find_conf_dir() -> str:
+    """The Hydra configs: the checkout's `conf/` beside this package (a clone, an editable install), else the copy
+    installed as package data, the package `strata_conf` (a wheel)."""
+    checkout = Path(__file__).resolve().parent.parent / "conf"
+    if (checkout / "pretrain.yaml").is_file():
+        return str(checkout)
+    import strata_conf  # noqa: PLC0415 - only an installed wheel has it
+
+    return str(Path(strata_conf.__file__).resolve().parent)
+
+
+CONF_DIR = find_conf_dir()
 MODEL_FIELDS = ("optimizer", "lr", "weight_decay")  # the layers' training settings, from the model group
-STAGE_TRAINER_ARGS = ("max_epochs", "logger", "callbacks")  # make_trainer sets these for each stage
+STAGE_TRAINER_ARGS = ("max_epochs",)  # make_trainer sets it for each stage
 TYPE_NAMES = {bool: "true or false", float: "a number", int: "an integer", str: "a string", type(None): "null"}
 
 
@@ -174,9 +187,19 @@ def fits(value, annotation) -> bool:
 
 def trainer_options(options: dict) -> dict:
     """The `trainer` config group, checked by building a Trainer from it: a misspelt or invalid argument fails here,
-    before any data is loaded, with the field named."""
+    before any data is loaded, with the field named. `check_trainer(options)` gives the device too."""
+    return check_trainer(options)[0]
+
+
+def check_trainer(options: dict) -> tuple[dict, str]:
+    """`trainer_options`, and the device its Trainer trains on (`pretrain.training.device_name`)."""
     accepted = inspect.signature(pl.Trainer.__init__).parameters
     for key in options:
+        if key == "logger":
+            raise StrataError("trainer.logger: the logger is the logger group: logger=csv, tensorboard, mlflow, wandb or none "
+                              "(its options as logger.<key>=...)")
+        if key == "callbacks" and not isinstance(options[key], list):
+            raise StrataError(f"trainer.callbacks={options[key]!r} is not a list of configs with a _target_")
         if key in STAGE_TRAINER_ARGS:
             raise StrataError(f"trainer.{key} is set by strata for each stage (the epochs by model.epochs); remove it")
         if key not in accepted:
@@ -186,4 +209,4 @@ def trainer_options(options: dict) -> dict:
     except (TypeError, ValueError, ImportError, RuntimeError, MisconfigurationException) as err:
         raise StrataError(f"trainer: {str(err).splitlines()[0]}") from None
     check_launch(trainer)
-    return options
+    return options, device_name(trainer)

@@ -17,15 +17,16 @@ from torch import nn
 
 from .artifact import save_autoencoder
 from .checkpoint import RunCheckpoints
-from .config import (build_data, check_seed, epochs_for_steps, layer_options, layer_sizes, positive_int, positive_number, to_dict,
-                     trainer_options)
+from .config import (build_data, check_seed, check_trainer, epochs_for_steps, layer_options, layer_sizes, positive_int,
+                     positive_number, to_dict)
 from .distributed import is_global_zero, wait_for_all
 from .errors import StrataError
 from .files import new_text_file, plain_name
 from .generative import VariationalLayer, negative_elbo
+from .loggers import CSV, StageLoggers
 from .pictures import save_pictures
 from .stack import pretrain_stack
-from .training import set_threads
+from .training import threads_for
 
 
 def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
@@ -45,7 +46,9 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     threads = resolved.get("threads", "auto")
     if threads not in ("auto", None) and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
         raise StrataError(f"threads={threads!r} is not auto, null or a positive number of threads")
-    trainer = trainer_options(resolved["trainer"])
+    trainer, device = check_trainer(resolved["trainer"])
+    loggers = StageLoggers(resolved.get("logger", CSV))
+    trainer = {**trainer, "logger": loggers}
     artifact = run_dir / plain_name(resolved["artifact"], "artifact")
     if not isinstance(resolved.get("pictures", False), bool):
         raise StrataError(f"pictures={resolved['pictures']!r} is not true or false")
@@ -65,26 +68,35 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
         print(f"data: {data.summary()}")
     epochs = model["epochs"] if steps is None else epochs_for_steps(steps, len(data.unlabeled()), batch_size)
     dims = [data.input_dim, *sizes]  # the encoder's weights, on the meta device (nothing allocated), size the thread choice
-    set_threads(nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in itertools.pairwise(dims))), threads)
-    try:
-        result = pretrain_stack(
-            data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs, batch_size=batch_size,
-            trainer_options=trainer, seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr,
-            log_dir=str(run_dir), checkpoints=checkpoints)
-    except SIGTERMException:
+    sizing = nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in itertools.pairwise(dims)))
+    with threads_for(sizing, threads):  # the library leaves torch's thread count as it found it
+        try:
+            result = pretrain_stack(
+                data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs, batch_size=batch_size,
+                trainer_options=trainer, seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr,
+                log_dir=str(run_dir), checkpoints=checkpoints)
+        except SIGTERMException:
+            if is_global_zero():
+                print(f"the finished layers and the last finished epoch are checkpointed: resume with resume={run_dir}", file=sys.stderr)
+            raise
+        metrics = {"data": data.describe(), "n_train": len(data.unlabeled()), **result.metrics}
+        if isinstance(result.model.layers[-1], VariationalLayer):  # the whole model's -ELBO in nats per example, training inputs
+            metrics["neg_elbo_train"] = negative_elbo(result.model, data.unlabeled(), seed=seed)
         if is_global_zero():
-            print(f"the finished layers and the last finished epoch are checkpointed: resume with resume={run_dir}", file=sys.stderr)
-        raise
-    metrics = {"data": data.describe(), "n_train": len(data.unlabeled()), **result.metrics}
-    if isinstance(result.model.layers[-1], VariationalLayer):  # the whole model's -ELBO in nats per example, training inputs
-        metrics["neg_elbo_train"] = negative_elbo(result.model, data.unlabeled(), seed=seed)
-    if is_global_zero():
-        save_autoencoder(result.model, artifact, config=resolved, metrics=metrics)
-        new_text_file(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-        print(f"pretrained {data.input_dim}-{'-'.join(map(str, sizes))} on {data.describe()}; artifact: {artifact}")
-        if pictures is not None:  # from training inputs only (labels colour the embedding)
-            written = save_pictures(result.model, data.unlabeled(), data.y_train, pictures, seed=seed)
-            print(f"pictures ({', '.join(written)}): {pictures}")
-        checkpoints.remove()  # the artifact holds the result now
+            save_autoencoder(result.model, artifact, config=resolved, metrics=metrics)
+            new_text_file(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+            print(f"pretrained {data.input_dim}-{'-'.join(map(str, sizes))} on {data.describe()} on {device}; artifact: {artifact}")
+            if pictures is not None:  # from training inputs only (labels colour the embedding)
+                written = save_pictures(result.model, data.unlabeled(), data.y_train, pictures, seed=seed)
+                loggers.log_images(run_dir, "pictures", written)
+                print(f"pictures ({', '.join(written)}): {pictures}")
+            checkpoints.remove()  # the artifact holds the result now
     wait_for_all()  # under DDP, the other ranks may read the artifact once this returns
     return artifact
+
+
+def final_loss(metrics: dict) -> float | None:
+    """The run's last reconstruction loss: the end-to-end stage's last epoch, else the top layer's (what
+    `python -m pretrain` returns to a Hydra sweeper)."""
+    last = metrics.get("end_to_end") or (metrics.get("layers") or [{}])[-1]
+    return None if last.get("recon") is None else float(last["recon"])

@@ -144,6 +144,7 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
             label = f"layer {k + 1}/{len(sizes)} ({inputs.shape[1]}->{n_hidden}, {layer.loss_kind})"
             ckpt_path = checkpoints.resume_from(stage, layer)  # a resumed run continues a stage that was in training
             trainer = make_trainer(trainer_options, epochs, label, log_dir, checkpoints.log_version(stage), **checkpoints.trainer_args(stage))
+            inputs = inputs.to(trainer.strategy.root_device)  # the data and the greedy codes stay on the device
             started = time.perf_counter()
             loader = BatchLoader(inputs, batch_size=batch_size, seed=seed * 1000 + k)
             trainer.fit(layer, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
@@ -158,7 +159,8 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
             checkpoints.save_finished(stage, layer, finished)
         per_layer.append(finished)
         if k + 1 < len(sizes):  # the top layer's codes feed nothing here
-            inputs = encode_in_chunks(layer, inputs)
+            inputs = encode_in_chunks(layer.to(inputs.device), inputs)  # (Lightning moves a fitted module to the CPU)
+            layer.cpu()
         layers.append(layer)
 
     model = DeepAutoencoder(preprocess, layers, optimizer=layer_options.get("optimizer", "adam"),
@@ -172,7 +174,7 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
         trainer = make_trainer(trainer_options, end_to_end_epochs, f"end-to-end ({len(sizes)} layers)", log_dir,
                                checkpoints.log_version("end_to_end"), **checkpoints.trainer_args("end_to_end"))
         started = time.perf_counter()
-        x = preprocess(x_raw)  # again: cheaper than keeping a copy through the greedy stage
+        x = preprocess(x_raw).to(trainer.strategy.root_device)  # again: cheaper than keeping a copy through the greedy stage
         loader = BatchLoader(x, batch_size=batch_size, seed=seed * 1000 + len(sizes))
         trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
         start = checkpoints.started_at("end_to_end")

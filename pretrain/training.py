@@ -1,13 +1,9 @@
 """The Lightning Trainer that every stage uses, with a progress bar that says which stage is running."""
 from __future__ import annotations
 
-import ctypes
-import functools
-import gc
-import logging
+import contextlib
 import math
 import time
-import warnings
 
 import pytorch_lightning as pl
 import torch
@@ -15,55 +11,14 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
 from .errors import StrataError
-
-# Lightning's start-up chatter (GPU/TPU availability, tips) and warnings that do not apply to in-memory tensors.
-logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*is deprecated.*",
-                ".*GPU available but not used.*", ".*isinstance.treespec, LeafSpec.*", ".*module.s. in eval mode at the start of training.*",
-                ".*validation_step. but have no .val_dataloader.*",  # a fixed schedule: nothing to validate on
-                # the epoch values strata logs are reduced over ranks already (TracksReconstruction, torchmetrics)
-                ".*when logging on epoch level in distributed setting.*"):
-    warnings.filterwarnings("ignore", message=pattern)
+from .process import quiet_lightning
 
 _DEFAULT_THREADS = torch.get_num_threads()
-DEFAULT_TRAINER = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": True, "deterministic": True,
+DEFAULT_TRAINER = {"accelerator": "auto", "devices": 1, "enable_progress_bar": True, "deterministic": True,
                    "enable_model_summary": False, "enable_checkpointing": False}
 
 
 SMALL_MODEL_WEIGHTS = 200_000
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
-
-
-@functools.cache
-def reuse_freed_memory() -> bool:
-    """Have glibc's malloc keep freed blocks for reuse (Linux; elsewhere a no-op returning False).
-
-    A training step frees and re-allocates the same tensors (activations, gradients: megabytes each). By default
-    glibc gives blocks of that size back to the system and serves the next ones from fresh pages, which the
-    kernel must fault in and zero: some 400 page faults per step of a 784-1000 layer. Serving blocks up to
-    32 MB from the heap and keeping up to 256 MB of its free top removes them; larger blocks (whole data sets,
-    codes) are still returned to the system when freed.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 256 << 20))
-    except (OSError, AttributeError):
-        return False
-
-
-@functools.cache
-def freeze_long_lived_objects() -> None:
-    """Exempt the objects that exist before the process's first Trainer (imported modules, the config, the data)
-    from the cycle collector's full scans.
-
-    A full collection walks every tracked object, some 450,000 once torch, Lightning and Hydra are imported:
-    0.2 s, and setting up a Trainer triggers one during its fit. Frozen objects are still freed by reference
-    counting; only garbage cycles among them would never be collected, so the garbage is collected first, once.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def set_threads(model: torch.nn.Module, threads: int | str | None = "auto") -> None:
@@ -74,6 +29,17 @@ def set_threads(model: torch.nn.Module, threads: int | str | None = "auto") -> N
         small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_WEIGHTS
         threads = 1 if small else None
     torch.set_num_threads(threads if threads is not None else _DEFAULT_THREADS)
+
+
+@contextlib.contextmanager
+def threads_for(model: torch.nn.Module, threads: int | str | None = "auto"):
+    """`set_threads` within, torch's thread count as it was afterwards (the library leaves the process as it found it)."""
+    before = torch.get_num_threads()
+    set_threads(model, threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class StageProgressBar(TQDMProgressBar):
@@ -125,13 +91,59 @@ class StopOnNonFiniteLoss(pl.Callback):
                               "the run stops and writes no result (a learning rate too high, or NaN weights or inputs?)")
 
 
+def csv_logger(log_dir: str, version: str) -> CSVLogger:
+    return CSVLogger(log_dir, name="logs", version=version)
+
+
+def build_callbacks(items: list) -> list[pl.Callback]:
+    """`trainer.callbacks`: each a config with `_target_` (instantiated anew for every stage, as callbacks keep
+    state) or, from Python, a Callback itself."""
+    from hydra.utils import instantiate
+
+    built = []
+    for k, item in enumerate(items):
+        if isinstance(item, pl.Callback):
+            built.append(item)
+            continue
+        if not isinstance(item, dict) or "_target_" not in item:
+            raise StrataError(f"trainer.callbacks[{k}]={item!r} is not a config with a _target_ "
+                              "(e.g. {_target_: pytorch_lightning.callbacks.LearningRateMonitor})")
+        try:
+            callback = instantiate(item)
+        except Exception as err:  # noqa: BLE001 - Hydra's instantiation errors, one line
+            raise StrataError(f"trainer.callbacks[{k}] ({item['_target_']}): {str(err.__cause__ or err).splitlines()[0]}") from None
+        if not isinstance(callback, pl.Callback):
+            raise StrataError(f"trainer.callbacks[{k}]: {item['_target_']} is not a pytorch_lightning Callback")
+        built.append(callback)
+    return built
+
+
 def make_trainer(options: dict | None, max_epochs: int, label: str, log_dir: str | None, version: str, **extra) -> pl.Trainer:
     """A Trainer from the config's `trainer` options; CSV logs go to `log_dir/logs/<version>` when given."""
-    reuse_freed_memory()
-    freeze_long_lived_objects()
     kwargs = {**DEFAULT_TRAINER, **(options or {}), **extra}
-    callbacks = [StopOnNonFiniteLoss(label), *kwargs.pop("callbacks", [])]
+    callbacks = [StopOnNonFiniteLoss(label), *build_callbacks((options or {}).get("callbacks") or []), *extra.get("callbacks", [])]
+    kwargs.pop("callbacks", None)
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(StageProgressBar(label))
-    logger = CSVLogger(log_dir, name="logs", version=version) if log_dir else False
-    return pl.Trainer(max_epochs=max_epochs, logger=logger, callbacks=callbacks, **kwargs)
+    loggers = kwargs.pop("logger", None) or csv_logger  # a pretrain.loggers.StageLoggers from the logger group
+    logger = loggers(log_dir, version) if log_dir else False
+    with quiet_lightning():
+        return StageTrainer(max_epochs=max_epochs, logger=logger, callbacks=callbacks, **kwargs)
+
+
+class StageTrainer(pl.Trainer):
+    """Lightning's Trainer, its fitting quiet (`pretrain.process.quiet_lightning`) without changing the process."""
+
+    def fit(self, *args, **kwargs):
+        with quiet_lightning():
+            return super().fit(*args, **kwargs)
+
+
+def device_name(trainer: pl.Trainer) -> str:
+    """The device a Trainer trains on, as a run's log line names it: `cpu`, `cuda:0 (NVIDIA H100 80GB HBM3)`."""
+    device = trainer.strategy.root_device
+    name = f"{device.type}:{device.index}" if device.index is not None else device.type
+    if device.type == "cuda":
+        name += f" ({torch.cuda.get_device_name(device)})"
+    devices = trainer.num_devices * trainer.num_nodes
+    return name + (f", {devices} devices" if devices > 1 else "")

@@ -60,6 +60,12 @@ def run_strata(args) -> dict:
     from pretrain import run_pretraining
 
     cfg = compose_config(args)
+    try:  # what the command does to its process before it trains (malloc, the garbage collector)
+        from pretrain.process import tune_command_process
+    except ImportError:  # a strata from before pretrain/process.py: make_trainer did it
+        pass
+    else:
+        tune_command_process()
     with tempfile.TemporaryDirectory() as run_dir:
         started = time.perf_counter()
         run_pretraining(cfg, Path(run_dir))

@@ -24,3 +24,35 @@ def run_main(main, *argv: str, monkeypatch, capsys) -> tuple[int, str]:
     except SystemExit as exit:
         code = exit.code
     return code, capsys.readouterr().err
+
+
+class RecordReturns:
+    """A Hydra callback (`+hydra.callbacks.returns._target_=commands.RecordReturns`) that keeps each job's return
+    value, so that a test sees what a sweeper would optimise."""
+
+    values: list = []
+
+    def __init__(self, **kwargs):
+        pass
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        RecordReturns.values.append(job_return.return_value)
+
+    def __getattr__(self, name):  # Hydra calls the other hooks too: nothing to do there
+        return lambda *args, **kwargs: None
+
+
+class StageNames:
+    """A callback for `trainer.callbacks` (`{_target_: commands.StageNames}`) that records, for each stage it is
+    built for, its own identity and the name its logger logs under."""
+
+    seen: list = []
+
+    def __new__(cls, *args, **kwargs):
+        import pytorch_lightning as pl
+
+        class Recorder(pl.Callback):
+            def on_train_start(self, trainer, pl_module):
+                StageNames.seen.append((id(self), trainer.logger.version if trainer.logger else None))
+
+        return Recorder()

@@ -107,3 +107,37 @@ def test_slurm_launcher_config_follows_the_trainer():
     assert launcher["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher["tasks_per_node"], launcher["nodes"], launcher["partition"]) == (4, 2, "gpu")
     assert launcher["submitit_folder"].endswith("/.submitit/%j")
+
+
+HAS_OPTUNA = importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+OPTUNA = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1", "hydra.sweeper.direction=maximize",
+          "hydra.sweeper.sampler.seed=0", "finetune.lr=interval(0.0001,0.01)", "finetune.mode=scratch", "model.layers=[8]",
+          "data.labels=50", "finetune.epochs=2", "finetune.steps=8", "save_encoder=false", "trainer=fast"]
+
+
+@pytest.mark.skipif(not HAS_OPTUNA, reason="the Optuna sweeper is an optional extra: pip install 'strata-autoencoders[optuna]'")
+def test_an_optuna_sweep_of_two_trials_returns_the_best_validation_accuracy(tmp_path, monkeypatch, capsys):
+    code, err = run_main(finetune_main, *OPTUNA, "data.val_from=pool", f"hydra.sweep.dir={tmp_path}", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    trials = [json.loads(p.read_text())["val"]["accuracy"] for p in tmp_path.glob("*/metrics.json")]
+    best = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    assert len(trials) == 2 and best.best_value == max(trials) and 0 < best.best_value <= 1
+    assert "finetune.lr" in best.best_params
+
+
+@pytest.mark.skipif(not HAS_OPTUNA, reason="the Optuna sweeper is an optional extra: pip install 'strata-autoencoders[optuna]'")
+def test_an_optuna_sweep_without_validation_is_refused(tmp_path, monkeypatch, capsys):
+    code, err = run_main(finetune_main, *OPTUNA, f"hydra.sweep.dir={tmp_path}", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "set data.val_from=pool" in err.strip().splitlines()[-1], err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                    reason="TensorBoard is an optional extra: pip install 'strata-autoencoders[tensorboard]'")
+def test_the_accuracy_plot_goes_to_the_logger(sweep, tmp_path, monkeypatch, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    code, err = run_main(compare_script.main, f"gather={sweep[0]}", f"hydra.run.dir={tmp_path / 'report'}", "logger=tensorboard",
+                         monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    (events,) = (tmp_path / "report" / "logs" / "compare").glob("events.out.tfevents.*")
+    assert EventAccumulator(str(events)).Reload().Tags()["images"] == ["accuracy_vs_labels"]
