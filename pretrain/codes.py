@@ -74,7 +74,7 @@ class GreedyCodes:
         return codes
 
     def _write(self, layer, inputs, name: str) -> Rows:
-        from .stack import BatchLoader  # the rank, under DDP: every rank writes its own file
+        from .data import BatchLoader  # the rank, under DDP: every rank writes its own file
 
         rank, world = BatchLoader._rank_and_world()
         path = self.folder / (f"{name}.npy" if world == 1 else f"{name}.rank{rank}.npy")
@@ -87,12 +87,13 @@ class GreedyCodes:
                           "shape": (len(inputs), *first.shape[1:])}
                 np.lib.format.write_array_header_1_0(f, header)
                 for i in range(0, len(inputs), CHUNK):
-                    block = first if i == 0 else layer.encode(inputs[i : i + CHUNK])
-                    stored = block.numpy().astype(self.dtype)
+                    block, first = (first, None) if i == 0 else (layer.encode(inputs[i : i + CHUNK]), None)
+                    stored = np.ascontiguousarray(block.numpy().astype(self.dtype, copy=False))
+                    del block
                     b_lo, b_hi = stored.min(axis=0).astype(np.float32), stored.max(axis=0).astype(np.float32)
                     lo = b_lo if lo is None else np.minimum(lo, b_lo)
                     hi = b_hi if hi is None else np.maximum(hi, b_hi)
-                    f.write(np.ascontiguousarray(stored).tobytes())
+                    f.write(memoryview(stored).cast("B"))  # no bytes copy of the chunk
         except OSError as err:
             path.unlink(missing_ok=True)
             raise StrataError(f"cannot write {path}: {err.strerror or err}") from None

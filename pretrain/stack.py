@@ -1,8 +1,8 @@
 """Greedy layer-wise pretraining, and the unrolled deep autoencoder it builds.
 
 Layer k is an `AutoencoderLayer` fitted on the codes of the trained layers 1..k-1, which are computed
-once when layer k-1 is done and kept in memory or, when they do not fit, on disk (`pretrain.codes`). An optional end-to-end stage then trains the whole
-stack, encoder and mirrored decoder, on the data.
+once when layer k-1 is done and kept in memory or, when they do not fit, on disk (`pretrain.codes`).
+An optional end-to-end stage then trains the whole stack, encoder and mirrored decoder, on the data.
 """
 from __future__ import annotations
 
