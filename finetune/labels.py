@@ -14,6 +14,7 @@ import torch
 
 from pretrain import ArrayDataModule, StrataError
 from pretrain.data import VAL_FROM
+from pretrain.rows import take
 
 
 class LabeledSubset(NamedTuple):
@@ -71,7 +72,7 @@ def labeled_subset(data: ArrayDataModule, budget: int | str, seed: int, val_from
             raise StrataError(f"data.labels={budget} exceeds the {len(fit)} labeled training examples outside the validation pool")
         train_idx = fit[balanced_indices(data.y_train[fit], budget, seed, data.classes)]
     if val_from == "none":
-        return LabeledSubset((data.x_train[train_idx], data.y_train[train_idx]), None, "none (a fixed schedule, the last step)")
+        return LabeledSubset((take(data.x_train, train_idx), data.y_train[train_idx]), None, "none (a fixed schedule, the last step)")
     if val_from == "pool":
         val_idx = data.val_index
         if len(val_idx) == 0:
@@ -85,5 +86,5 @@ def labeled_subset(data: ArrayDataModule, budget: int | str, seed: int, val_from
         dealt = dealt_by_class(data.y_train[train_idx])  # stratified: no class loses all its training labels
         val_idx, train_idx = train_idx[dealt[:k].sort().values], train_idx[dealt[k:].sort().values]
         validation = f"{k} of the {len(train_idx) + k} budgeted labels"
-    return LabeledSubset((data.x_train[train_idx], data.y_train[train_idx]), (data.x_train[val_idx], data.y_train[val_idx]),
+    return LabeledSubset((take(data.x_train, train_idx), data.y_train[train_idx]), (take(data.x_train, val_idx), data.y_train[val_idx]),
                          validation)

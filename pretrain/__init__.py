@@ -3,7 +3,7 @@ __version__ = "0.2.0"
 
 from .api import fit
 from .artifact import describe, load_autoencoder, load_encoder, save_autoencoder, save_encoder
-from .data import ArrayDataModule, BatchLoader, DigitsDataModule, MNISTDataModule, NpzDataModule
+from .data import ArrayDataModule, BatchLoader, DigitsDataModule, MNISTDataModule, NpyDataModule, NpzDataModule
 from .encoder import Encoder, Preprocess
 from .errors import StrataError
 from .generative import AdversarialLayer, VariationalLayer, negative_elbo
@@ -17,6 +17,6 @@ __all__ = [
     "AdversarialLayer", "VariationalLayer", "embedding_scatter", "latent_manifold", "negative_elbo",
     "reconstruction_grid", "sample_grid", "save_pictures", "weight_tiles",
     "ArrayDataModule", "AutoencoderLayer", "BatchLoader", "DeepAutoencoder", "DigitsDataModule", "Encoder",
-    "MNISTDataModule", "NpzDataModule", "Preprocess", "StrataError", "describe", "load_autoencoder",
+    "MNISTDataModule", "NpyDataModule", "NpzDataModule", "Preprocess", "StrataError", "describe", "load_autoencoder",
     "fit", "load_encoder", "pretrain_stack", "run_pretraining", "save_autoencoder", "save_encoder",
 ]

@@ -1,4 +1,4 @@
-"""Data sets as Lightning DataModules over in-memory tensors.
+"""Data sets as Lightning DataModules over in-memory tensors, or over memory-mapped `.npy` rows (`NpyDataModule`).
 
 Every data module gives the same four things:
 - `x_train` (all training inputs, the unlabeled pool for pretraining) and `y_train` (or None),
@@ -22,6 +22,7 @@ import torch
 
 from .errors import StrataError
 from .idx import read_idx
+from .rows import Rows, read_labels, shard_paths
 
 SCALINGS = ("auto", "unit", "standard", "none")
 VAL_FROM = ("none", "labels", "pool")
@@ -115,8 +116,8 @@ def _check_inputs(name: str, x: np.ndarray, source: str) -> None:
         raise StrataError(f"{source}: {name} has shape {x.shape}: no features (expected at least one value per example)")
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating) or x.dtype == bool):
         raise StrataError(f"{source}: {name} has dtype {x.dtype} (expected real numbers)")
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).sum())
+    if np.issubdtype(x.dtype, np.floating) and (x.nonfinite() if isinstance(x, Rows) else not np.isfinite(x).all()):
+        bad = x.nonfinite() if isinstance(x, Rows) else int((~np.isfinite(x)).sum())
         raise StrataError(f"{source}: {name} holds {bad} NaN or infinite values (expected finite numbers)")
 
 
@@ -152,6 +153,16 @@ def class_indices(y_train: np.ndarray | None, y_test: np.ndarray, source: str) -
                           f"{', '.join(repr(c.item()) for c in classes[:10])}{' ...' if len(classes) > 10 else ''})")
     index = lambda y: None if y is None else np.searchsorted(classes, y).astype(np.int64)  # noqa: E731
     return [c.item() for c in classes], index(y_train), index(y_test)
+
+
+def _flat(x):
+    """Inputs as (rows, features): images flattened (memory-mapped rows are flat already)."""
+    return x if isinstance(x, Rows) else x.reshape(len(x), -1)
+
+
+def _inputs(x):
+    """An in-memory array as a float32 tensor; memory-mapped rows stay on disk, converted by batch."""
+    return x if isinstance(x, Rows) else torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
 
 
 class ArrayDataModule(pl.LightningDataModule):
@@ -201,16 +212,15 @@ class ArrayDataModule(pl.LightningDataModule):
         for name, arr in (("x_train", x_train), ("x_test", x_test)):
             _check_inputs(name, arr, source)
         integers = not np.issubdtype(x_train.dtype, np.floating)
-        x_train = x_train.reshape(len(x_train), -1)
-        x_test = x_test.reshape(len(x_test), -1)
+        x_train, x_test = _flat(x_train), _flat(x_test)
         if x_train.shape[1] != x_test.shape[1]:
             raise StrataError(f"{source}: x_train has {x_train.shape[1]} features per example but x_test has {x_test.shape[1]}")
         y_train = None if y_train is None else _check_labels("y_train", np.asarray(y_train), len(x_train), source)
         y_test = _check_labels("y_test", np.asarray(y_test), len(x_test), source)
         self.classes, y_train, y_test = class_indices(y_train, y_test, source)
-        self.x_train = torch.as_tensor(np.ascontiguousarray(x_train), dtype=torch.float32)
+        self.x_train = _inputs(x_train)
         self.y_train = None if y_train is None else torch.as_tensor(y_train)
-        self.x_test = torch.as_tensor(np.ascontiguousarray(x_test), dtype=torch.float32)
+        self.x_test = _inputs(x_test)
         self.y_test = torch.as_tensor(y_test)
         if self.scaling == "auto":
             self.scaling, self.scaling_reason = choose_scaling(self.x_train, integers)
@@ -246,13 +256,19 @@ class ArrayDataModule(pl.LightningDataModule):
     @property
     def unit_interval(self) -> bool:
         """True when preprocessed training inputs lie in [0, 1] (binary cross-entropy applies)."""
+        if isinstance(self.x_train, Rows):
+            return self.x_train.in_unit_interval(self.shift, self.scale)
         x = (self.x_train - self.shift) / self.scale
         return bool(x.min() >= 0 and x.max() <= 1)
 
     def summary(self) -> str:
         """One line for the run's log: the data, its size and the scaling chosen, with the reason."""
+        mapped = ""
+        if isinstance(self.x_train, Rows):
+            mapped = (f" (memory-mapped, {len(self.x_train.shards)} shard(s) of {self.x_train.dtype}, read by batch; the "
+                      "scaling's statistics from one streaming pass over every training row)")
         return (f"{self.describe()}: {len(self.x_train)} training inputs of {self.input_dim} features, {len(self.x_test)} "
-                f"test; scaling {self.scaling} ({self.scaling_reason})")
+                f"test; scaling {self.scaling} ({self.scaling_reason}){mapped}")
 
     def unlabeled(self) -> torch.Tensor:
         """All training inputs: pretraining's data. Never labels, never the test set."""
@@ -365,3 +381,32 @@ class NpzDataModule(ArrayDataModule):
 
     def describe(self) -> str:
         return f"npz file {self.path}"
+
+
+class NpyDataModule(ArrayDataModule):
+    """A folder of `.npy` files, memory-mapped, never read whole: `x_train*.npy` (one file, or shards in name order),
+    `y_train*.npy` where labeled, `x_test*.npy` and `y_test*.npy`. Inputs stay on disk in their own dtype (uint8 pixels
+    as uint8) and are converted and scaled per batch; labels are read into memory. The same checks, scaling and
+    validation pool as `NpzDataModule`, so the same arrays give the same numbers either way.
+    """
+
+    name = "npy"
+
+    def __init__(self, path: str, **kwargs):
+        self.path = Path(path).expanduser()
+        super().__init__(**kwargs)
+
+    def _load(self):
+        if not self.path.is_dir():
+            raise StrataError(f"data.path={self.path}: no such folder (expected x_train*.npy, x_test*.npy and y_test*.npy in it)")
+        found = {key: shard_paths(self.path, key) for key in ("x_train", "y_train", "x_test", "y_test")}
+        missing = [f"{k}*.npy" for k in ("x_train", "x_test", "y_test") if not found[k]]
+        if missing:
+            present = sorted(p.name for p in self.path.glob("*.npy"))
+            raise StrataError(f"data.path={self.path}: no {', '.join(missing)} in it (found {', '.join(present) or 'no .npy files'})")
+        x_train, x_test = Rows.open(found["x_train"], "x_train"), Rows.open(found["x_test"], "x_test")
+        y_train = read_labels(found["y_train"]) if found["y_train"] else None
+        return x_train, y_train, x_test, read_labels(found["y_test"])
+
+    def describe(self) -> str:
+        return f"npy folder {self.path}"

@@ -28,6 +28,7 @@ from .errors import StrataError
 from .files import new_folder
 
 DPI = 100
+SHOWN = 36  # inputs beside their reconstructions
 GRID_SIZE = (6.0, 6.0)
 PAIR_SIZE = (10.0, 5.0)
 FILES = {"reconstructions": "reconstructions.png", "weights": "weights.png", "samples": "samples.png",
@@ -224,14 +225,14 @@ def save_pictures(model, x: torch.Tensor, y: torch.Tensor | None, folder: str | 
     if folder.exists():
         raise StrataError(f"{folder} already exists: earlier pictures are never overwritten (choose another folder)")
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    x_shown = x[order]
+    x_shown = x[order[:SHOWN]]  # the reconstructions' inputs only: memory-mapped rows are never read whole
     images = shape is not None or image_shape(x.shape[1]) is not None
     top = model.layers[-1]
 
     def draw(tmp: Path) -> dict[str, Path]:
         written = {}
         if images:
-            written["reconstructions"] = reconstruction_grid(model, x_shown, tmp / FILES["reconstructions"], shape=shape)
+            written["reconstructions"] = reconstruction_grid(model, x_shown, tmp / FILES["reconstructions"], n=SHOWN, shape=shape)
             written["weights"] = weight_tiles(model, tmp / FILES["weights"], shape=shape)
             if hasattr(top, "sample_prior"):
                 written["samples"] = sample_grid(model, tmp / FILES["samples"], seed=seed, shape=shape)

@@ -17,6 +17,7 @@ from torch import nn
 
 from .artifact import save_autoencoder
 from .checkpoint import RunCheckpoints
+from .codes import check_codes_options
 from .config import (build_data, check_seed, check_trainer, epochs_for_steps, layer_options, layer_sizes, positive_int,
                      positive_number, to_dict)
 from .distributed import is_global_zero, wait_for_all
@@ -42,6 +43,8 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     end_to_end_epochs = positive_int(model["end_to_end_epochs"], "model.end_to_end_epochs", allow_zero=True)
     end_to_end_lr = None if model["end_to_end_lr"] is None else positive_number(model["end_to_end_lr"], "model.end_to_end_lr")
     options = layer_options(resolved["autoencoder"], model)
+    codes, codes_dtype = model.get("codes", "auto"), model.get("codes_dtype", "float32")
+    check_codes_options(codes, codes_dtype)
     seed = check_seed(resolved["seed"])
     threads = resolved.get("threads", "auto")
     if threads not in ("auto", None) and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
@@ -74,7 +77,8 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
             result = pretrain_stack(
                 data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs, batch_size=batch_size,
                 trainer_options=trainer, seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr,
-                log_dir=str(run_dir), checkpoints=checkpoints)
+                log_dir=str(run_dir), checkpoints=checkpoints, codes=codes,
+                codes_dir=run_dir / "codes", codes_dtype=codes_dtype)
         except SIGTERMException:
             if is_global_zero():
                 print(f"the finished layers and the last finished epoch are checkpointed: resume with resume={run_dir}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """Greedy layer-wise pretraining, and the unrolled deep autoencoder it builds.
 
 Layer k is an `AutoencoderLayer` fitted on the codes of the trained layers 1..k-1, which are computed
-once when layer k-1 is done and kept in memory. An optional end-to-end stage then trains the whole
-stack, encoder and mirrored decoder, on the data.
+once when layer k-1 is done and kept in memory or, when they do not fit, on disk (`pretrain.codes`).
+An optional end-to-end stage then trains the whole stack, encoder and mirrored decoder, on the data.
 """
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ import torch
 from torch import nn
 
 from .checkpoint import NoCheckpoints, RunCheckpoints
+from .codes import GreedyCodes
 from .data import BatchLoader
 from .encoder import Encoder, Preprocess
 from .errors import StrataError
 from .generative import stack_layer_options
 from .layer import LAYER_KINDS, AutoencoderLayer, TracksReconstruction, make_optimizer, reconstruction_loss
 from .regularizers import corrupt
+from .rows import Rows, Scaled
 from .training import make_trainer
 
 
@@ -112,23 +114,52 @@ def release(module: pl.LightningModule, loader: BatchLoader) -> None:
     loader.tensors = ()
 
 
-def in_unit_interval(x: torch.Tensor) -> bool:
+def in_unit_interval(x) -> bool:
+    if isinstance(x, (Rows, Scaled)):
+        return x.in_unit_interval()
     return bool(x.min() >= 0 and x.max() <= 1)
+
+
+def on_device(x) -> torch.device:
+    return x.device if isinstance(x, torch.Tensor) else torch.device("cpu")  # memory-mapped rows are read on the CPU
+
+
+def on_trainer_device(x, trainer):
+    """A tensor moved to the trainer's device once; memory-mapped rows stay where they are, read by batch."""
+    return x.to(trainer.strategy.root_device) if isinstance(x, torch.Tensor) else x
+
+
+def preprocessed(x_raw, preprocess: Preprocess):
+    """The preprocessed inputs: a whole tensor for data in memory, a per-batch view of memory-mapped rows."""
+    return Scaled(x_raw, preprocess) if isinstance(x_raw, Rows) else preprocess(x_raw)
 
 
 def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, sizes: list[int], layer_options: dict,
                    epochs: int, batch_size: int, trainer_options: dict | None = None, seed: int = 0,
                    end_to_end_epochs: int = 0, end_to_end_lr: float | None = None, log_dir: str | None = None,
-                   checkpoints: RunCheckpoints | None = None) -> StackResult:
+                   checkpoints: RunCheckpoints | None = None, codes: str = "memory", codes_dir=None,
+                   codes_dtype: str = "float32") -> StackResult:
     """Pretrain layers of `sizes` greedily on `x_raw` (training inputs only), then optionally end to end.
 
     `layer_options` are the layer class's keyword arguments plus its `kind`; `loss="auto"` picks binary cross-entropy for
     a layer whose inputs lie in [0, 1] and squared error otherwise. `checkpoints` (pretrain.checkpoint) saves each stage
     as it trains, and in a resumed run loads the finished layers and continues the stage that was in training.
+    `x_raw` is a tensor or memory-mapped `Rows` (read and preprocessed by batch); `codes` ("memory", "disk", "auto",
+    see pretrain.codes) says where each layer's codes are kept, `codes_dir` the folder for those on disk.
     """
     checkpoints = checkpoints or NoCheckpoints()
+    greedy_codes = GreedyCodes(codes, codes_dir, codes_dtype)
+    try:
+        return _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_size, trainer_options, seed,
+                               end_to_end_epochs, end_to_end_lr, log_dir, checkpoints, greedy_codes)
+    finally:
+        greedy_codes.close()
+
+
+def _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_size, trainer_options, seed,
+                    end_to_end_epochs, end_to_end_lr, log_dir, checkpoints, greedy_codes) -> StackResult:
     preprocess = Preprocess(shift, scale)
-    inputs, layers, per_layer = preprocess(x_raw), [], []  # each layer's inputs are freed once its codes exist
+    inputs, layers, per_layer = preprocessed(x_raw, preprocess), [], []  # each layer's inputs are freed once its codes exist
     for k, (n_hidden, options) in enumerate(zip(sizes, stack_layer_options(layer_options, len(sizes)))):
         # corruption noise and sampling draw from torch's global generator, seeded for each stage: same seed, same
         # run, and a resumed stage draws what it would have drawn in an uninterrupted run
@@ -144,7 +175,7 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
             label = f"layer {k + 1}/{len(sizes)} ({inputs.shape[1]}->{n_hidden}, {layer.loss_kind})"
             ckpt_path = checkpoints.resume_from(stage, layer)  # a resumed run continues a stage that was in training
             trainer = make_trainer(trainer_options, epochs, label, log_dir, checkpoints.log_version(stage), **checkpoints.trainer_args(stage))
-            inputs = inputs.to(trainer.strategy.root_device)  # the data and the greedy codes stay on the device
+            inputs = on_trainer_device(inputs, trainer)  # the data and the greedy codes stay on the device
             started = time.perf_counter()
             loader = BatchLoader(inputs, batch_size=batch_size, seed=seed * 1000 + k)
             trainer.fit(layer, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
@@ -159,13 +190,15 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
             checkpoints.save_finished(stage, layer, finished)
         per_layer.append(finished)
         if k + 1 < len(sizes):  # the top layer's codes feed nothing here
-            inputs = encode_in_chunks(layer.to(inputs.device), inputs)  # (Lightning moves a fitted module to the CPU)
-            layer.cpu()
+            inputs = greedy_codes(layer.to(on_device(inputs)), inputs, encode_in_chunks, f"layer{k + 1}")
+            layer.cpu()  # (Lightning moves a fitted module to the CPU; the codes are computed where the inputs are)
         layers.append(layer)
 
     model = DeepAutoencoder(preprocess, layers, optimizer=layer_options.get("optimizer", "adam"),
                             lr=end_to_end_lr or layer_options.get("lr", 1e-3), weight_decay=layer_options.get("weight_decay", 0.0))
     metrics = {"layers": per_layer}
+    if "disk" in greedy_codes.placed:
+        metrics["codes"] = {"placed": greedy_codes.placed, "dtype": str(greedy_codes.dtype)}
     if end_to_end_epochs > 0:
         torch.manual_seed(seed * 1000 + len(sizes))
         # a generative top trains the whole model with its own objective (the ELBO; the adversarial game)
@@ -174,7 +207,7 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
         trainer = make_trainer(trainer_options, end_to_end_epochs, f"end-to-end ({len(sizes)} layers)", log_dir,
                                checkpoints.log_version("end_to_end"), **checkpoints.trainer_args("end_to_end"))
         started = time.perf_counter()
-        x = preprocess(x_raw).to(trainer.strategy.root_device)  # again: cheaper than keeping a copy through the greedy stage
+        x = on_trainer_device(preprocessed(x_raw, preprocess), trainer)  # again: cheaper than keeping a copy through the greedy stage
         loader = BatchLoader(x, batch_size=batch_size, seed=seed * 1000 + len(sizes))
         trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
         start = checkpoints.started_at("end_to_end")

@@ -231,7 +231,7 @@ def test_a_full_disk_during_pretraining_is_one_line_and_leaves_nothing_a_resume_
     (pretrain_main, "autoencoder.nosie=0.3", ["autoencoder.nosie is not a key of the config (did you mean autoencoder.noise?)",
                                               "the keys of autoencoder: kind, activation"]),
     (finetune_main, "finetune.unlabeled.consistancy=1", ["(did you mean finetune.unlabeled.consistency?)"]),
-    (finetune_main, "data=mnsit", ["data=mnsit is not an option of data (did you mean mnist?); its options: digits, mnist, npz"]),
+    (finetune_main, "data=mnsit", ["data=mnsit is not an option of data (did you mean mnist?); its options: digits, mnist, npy, npz"]),
     (finetune_main, "finetun.lr=0.1", ["finetun.lr is not a key of the config (did you mean finetune.lr?)"]),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_a_misspelt_key_or_option_is_named_with_what_is_valid(main, override, fragments, tmp_path, monkeypatch, capsys):
@@ -255,3 +255,54 @@ def test_what_strata_writes_gets_the_permissions_the_umask_gives(tmp_path, monke
         for path in folder.iterdir():
             assert path.stat().st_mode & 0o777 == 0o644, path
     assert (run / "metrics.json").stat().st_mode & 0o777 == 0o644
+
+
+# 10. a folder of .npy shards that do not fit together ---------------------------------------------------------------
+def truncated(folder):
+    path = folder / "x_train_001.npy"
+    path.write_bytes(path.read_bytes()[:-100])
+    return path, "truncated: its header says shape (30, 6) of uint8 = 180 bytes of data, the file holds 80"
+
+
+def narrower(folder):
+    path = folder / "x_train_001.npy"
+    np.save(path, np.zeros((30, 5), np.uint8))
+    return path, "rows of 5 features (shape (30, 5)), but x_train_000.npy has 6 (shape (30, 6)); every shard of x_train needs the same width"
+
+
+def other_dtype(folder):
+    path = folder / "x_test_000.npy"
+    np.save(path, np.zeros((10, 6), np.float32))
+    return path, "holds float32, but x_test.npy holds uint8 (every shard of x_test needs one dtype)"
+
+
+def not_npy(folder):
+    path = folder / "y_test.npy"
+    path.write_bytes(b"<html>not found</html>")
+    return path, "not an .npy file that strata can map"
+
+
+def no_test_labels(folder):
+    (folder / "y_test.npy").unlink()
+    return folder, "no y_test*.npy in it (found x_test.npy, x_test_000.npy, x_train_000.npy"
+
+
+@pytest.mark.parametrize("damage", [truncated, narrower, other_dtype, not_npy, no_test_labels],
+                         ids=["truncated shard", "mismatched widths", "mismatched dtypes", "not npy", "missing file"])
+@pytest.mark.parametrize("main", [pretrain_main, finetune_main], ids=["pretrain", "finetune"])
+def test_npy_shards_that_do_not_fit_together_are_refused_naming_the_file(damage, main, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        np.save(folder / f"x_train_{k:03d}.npy", rng.integers(0, 256, (30, 6), dtype=np.uint8))
+    np.save(folder / "y_train.npy", np.arange(60) % 2)
+    np.save(folder / "x_test.npy", rng.integers(0, 256, (10, 6), dtype=np.uint8))
+    np.save(folder / "x_test_000.npy", rng.integers(0, 256, (10, 6), dtype=np.uint8))
+    np.save(folder / "y_test.npy", np.arange(20) % 2)
+    path, message = damage(folder)
+    run = tmp_path / "run"
+    code, err = run_main(main, *(PRETRAIN if main is pretrain_main else FINETUNE), "data=npy", f"data.path={folder}",
+                         f"hydra.run.dir={run}", monkeypatch=monkeypatch, capsys=capsys)
+    one_line_error(code, err, str(path), message)
+    assert not results_in(run)
