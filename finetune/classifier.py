@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from pretrain import Encoder, StrataError, load_encoder, save_encoder
+from pretrain.api import as_inputs
 from pretrain.files import new_file
 from pretrain.layer import make_optimizer
 
@@ -94,10 +95,12 @@ class Classifier(pl.LightningModule):
     def predict_proba(self, x, batch_size: int = 4096):
         """Class probabilities (numpy, n x C, columns in the order of `classes`) of raw inputs `x` (array or tensor,
         one row per example), in eval mode; the module's own mode is kept."""
+        x, _ = as_inputs(x)  # one row per example, real and finite, or a one-line error
+        if x.shape[1] != self.encoder.input_dim:
+            raise StrataError(f"x has {x.shape[1]} features per example; the classifier expects {self.encoder.input_dim}")
         was_training = self.training
         self.eval()
-        x = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-        x = x.reshape(len(x), -1).to(self.encoder.preprocess.shift.dtype)
+        x = x.to(self.encoder.preprocess.shift.dtype)
         probs = [F.softmax(self(x[i : i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
         self.train(was_training)
         return torch.cat(probs).numpy() if probs else np.zeros((0, self.num_classes), np.float32)

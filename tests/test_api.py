@@ -3,6 +3,7 @@ same config files), `finetune.fit` returns a classifier that predicts the labels
 is a scikit-learn classifier; bad arguments are one clear StrataError; the process's random state is kept."""
 import pickle
 import random
+import re
 
 import numpy as np
 import pytest
@@ -57,6 +58,15 @@ def test_finetune_fit_predicts_the_labels_by_name(small_stack, digits):
     predicted = clf.predict(digits.x_test)
     assert set(predicted) <= set(names) and (predicted == names[digits.y_test.numpy()]).mean() > 0.6
     assert 0 < clf.metrics["val"]["accuracy"] <= 1 and clf.metrics["labels"] == 300
+
+
+def test_a_classifier_refuses_inputs_it_cannot_have_been_trained_for(digits):
+    clf = finetune.fit(None, digits.x_train[:200], digits.y_train[:200], mode="scratch", layers=[16], steps=20, epochs=1)
+    for x, message in ((digits.x_test[:, :10], "x has 10 features per example; the classifier expects 64"),
+                       (digits.x_test[0], "x has shape (64,): expected one row per example"),
+                       (np.full((2, 64), np.nan, np.float32), "x holds 128 NaN or infinite values")):
+        with pytest.raises(StrataError, match=re.escape(message)):
+            clf.predict(x)
 
 
 def test_scratch_without_a_model(digits):

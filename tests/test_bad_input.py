@@ -88,7 +88,7 @@ def test_labels_that_cannot_make_a_classifier_are_refused(y_train, y_test, messa
     assert not results_in(run)
 
 
-# 2. numbers that are not finite -------------------------------------------------------------------------------
+# 2. numbers that are not finite, seeds out of range -----------------------------------------------------------
 @pytest.mark.parametrize("main, override", [
     (pretrain_main, "autoencoder.noise=inf"), (pretrain_main, "autoencoder.sparsity_weight=nan"),
     (pretrain_main, "model.lr=-inf"), (finetune_main, "finetune.encoder_lr_scale=inf"),
