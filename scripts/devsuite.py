@@ -3,6 +3,7 @@
     python scripts/devsuite.py build                          # writes the sets into outputs/devsuite/data/ (once)
     python scripts/devsuite.py run --tag r1 [override ...]    # compare + baselines on every set's validation split
     python scripts/devsuite.py run --split test --tag final   # once the defaults are frozen: the test splits
+    python scripts/devsuite.py table --tag final [--split test]  # an earlier run's table again, from its results.json
 
 Every set is an .npz as a user would give it (`python scripts/compare.py data=npz data.path=<file>`), in two
 versions: `<name>.val.npz`, whose x_test/y_test are a validation split (settings are chosen on these), and
@@ -173,7 +174,8 @@ def summary_table(results: dict, split: str, modes: list[str]) -> str:
             for r in rows:
                 if r["budget"] == budget:
                     acc.setdefault(r["mode"], []).append(r["test_accuracy"])
-            acc = {m: 100 * float(np.mean(v)) for m, v in acc.items()}
+            # rounded: strata's accuracies come through float32, the baselines' in float64, and a tie must stay one
+            acc = {m: round(100 * float(np.mean(v)), 4) for m, v in acc.items()}
             base_name = max((m for m in acc if m not in MODES), key=acc.get, default=None)
             base = acc.get(base_name, float("nan"))
             best = max(acc[m] for m in modes)
@@ -195,7 +197,7 @@ def summary_table(results: dict, split: str, modes: list[str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["build", "run"])
+    parser.add_argument("command", choices=["build", "run", "table"])
     parser.add_argument("overrides", nargs="*", help="config overrides for every comparison (run)")
     parser.add_argument("--data", default=str(ROOT / "outputs" / "devsuite" / "data"), help="the suite's folder")
     parser.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"), help="MNIST's IDX files (build)")
@@ -211,6 +213,12 @@ def main() -> None:
         build(Path(args.data), Path(args.mnist))
         return
     out = ROOT / "outputs" / "devsuite" / args.tag
+    if args.command == "table":  # print an earlier run's table again, from its results.json
+        results = out / "results.json"
+        if not results.is_file():
+            raise SystemExit(f"error: {results}: no such file (expected an earlier `run --tag {args.tag}`)")
+        print(summary_table(json.loads(results.read_text()), args.split, args.modes))
+        return
     if out.exists():
         raise SystemExit(f"error: {out} already exists: an earlier result is never overwritten (choose another --tag)")
     earlier = ROOT / "outputs" / "devsuite" / args.pretrained_from if args.pretrained_from else None
