@@ -85,8 +85,8 @@ def test_a_broken_artifact_fails_fine_tuning_cleanly(breakage, artifacts, tmp_pa
 
 WRONG_TYPES = [
     ("pretrain", ["model.epochs=abc"], "model.epochs='abc' is not a positive integer"),
-    ("pretrain", ["seed=xyz"], "seed='xyz' is not a non-negative integer"),
-    ("finetune", ["seed=xyz"], "seed='xyz' is not a non-negative integer"),
+    ("pretrain", ["seed=xyz"], "seed='xyz' is not a seed (expected an integer from 0 to 4294967295)"),
+    ("finetune", ["seed=xyz"], "seed='xyz' is not a seed (expected an integer from 0 to 4294967295)"),
     ("finetune", ["finetune.epochs=abc"], "finetune.epochs='abc' is not a positive integer"),
     ("finetune", ["finetune.lr=fast"], "finetune.lr='fast' is not a number > 0"),
 ]

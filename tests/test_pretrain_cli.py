@@ -97,7 +97,7 @@ BAD = [
     (["model.epochs=0"], "model.epochs=0 is not a positive integer"),
     (["model.lr=-1"], "model.lr=-1 is not a positive number"),
     (["model.optimizer=rmsprop"], "model.optimizer='rmsprop' is not one of adam, sgd, adamw"),
-    (["seed=abc"], "seed='abc' is not a non-negative integer"),
+    (["seed=abc"], "seed='abc' is not a seed (expected an integer from 0 to 4294967295)"),
     (["autoencoder.tied=maybe"], "autoencoder.tied='maybe' is not true or false"),
     (["autoencoder.noise=lots"], "autoencoder.noise='lots' is not a number"),
     (["+autoencoder.size=3"], "autoencoder.size is not an option of autoencoder kind 'deterministic'"),
