@@ -17,9 +17,8 @@ from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError, load_au
 from pretrain.config import build_data, check_seed, check_trainer, layer_options, layer_sizes, positive_int, to_dict
 from pretrain.distributed import is_global_zero
 from pretrain.files import new_text_file
-from pretrain.generative import stack_layer_options
 from pretrain.loggers import CSV, StageLoggers
-from pretrain.layer import LAYER_KINDS
+from pretrain.layers import LAYER_KINDS, stack_layer_options
 from pretrain.stack import DeepAutoencoder
 from pretrain.training import make_trainer, threads_for
 

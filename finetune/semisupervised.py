@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from pretrain import StrataError
-from pretrain.layer import make_optimizer
+from pretrain.optimizers import make_optimizer
 from pretrain.regularizers import corrupt
 from pretrain.stack import DeepAutoencoder
 

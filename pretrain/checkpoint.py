@@ -199,14 +199,13 @@ class EpochCheckpoint(Checkpoint):
 
     def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         checkpoint["strata"] = {"format": FORMAT, "version": VERSION, "stage": self.stage, "history": list(module.history),
-                                "curves": {k: list(v) for k, v in getattr(module, "curves", {}).items()},
+                                "curves": {k: list(v) for k, v in module.curves.items()},
                                 "rng": torch.get_rng_state()}
 
     def on_load_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         mark = checkpoint["strata"]
         module.history = list(mark["history"])
-        if hasattr(module, "curves"):
-            module.curves = {k: list(v) for k, v in mark["curves"].items()}
+        module.curves = {k: list(v) for k, v in mark["curves"].items()}
         torch.set_rng_state(mark["rng"])
 
 

@@ -19,7 +19,8 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from .data import ArrayDataModule
 from .distributed import check_launch
 from .errors import StrataError
-from .layer import LAYER_KINDS, OPTIMIZERS
+from .layers import LAYER_KINDS
+from .optimizers import OPTIMIZERS
 from .training import device_name, make_trainer
 
 

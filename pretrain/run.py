@@ -23,7 +23,8 @@ from .config import (build_data, check_seed, check_trainer, epochs_for_steps, la
 from .distributed import is_global_zero, wait_for_all
 from .errors import StrataError
 from .files import new_text_file, plain_name
-from .generative import VariationalLayer, negative_elbo
+from .elbo import negative_elbo
+from .layers import VariationalLayer
 from .loggers import CSV, StageLoggers
 from .pictures import save_pictures
 from .stack import pretrain_stack
