@@ -92,7 +92,7 @@ def run_comparison(cfg: DictConfig, run_dir: Path, pretrain_fn=None) -> list[dic
         if is_global_zero():  # the runs so far, in case the grid is cut short; results.csv is only the whole grid
             replace_file(run_dir / PARTIAL, lambda tmp: write_csv(rows, tmp))
     if is_global_zero():  # under DDP every rank ran the same grid; rank 0 writes
-        write_outputs(rows, run_dir, title=f"{data.describe()}, encoder {encoder_view.input_dim}-{'-'.join(map(str, encoder_view.sizes[:depth]))}",
+        write_outputs(rows, run_dir, title=f"{data.source_name()}, encoder {encoder_view.input_dim}-{'-'.join(map(str, encoder_view.sizes[:depth]))}",
                       artifact=str(artifact), classes=data.classes)
     return rows
 

@@ -7,6 +7,7 @@ from .errors import StrataError
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 FUSED_DEVICES = ("cpu", "cuda")
+MODEL_FIELDS = ("optimizer", "lr", "weight_decay")  # the layers' training settings, from the model group
 
 
 def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9):

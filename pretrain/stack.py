@@ -20,7 +20,7 @@ from .encoder import Encoder, Preprocess
 from .errors import StrataError
 from .layers import LAYER_KINDS, EpochMeans, Layer, reconstruction_loss, stack_layer_options
 from .optimizers import make_optimizer
-from .rows import Rows, Scaled
+from .rows import Rows, Scaled, in_unit_interval
 from .training import make_trainer
 
 
@@ -111,12 +111,6 @@ def release(module: pl.LightningModule, loader: BatchLoader) -> None:
     the data or of the codes), so they are freed as soon as pretraining no longer needs them."""
     module.trainer = None
     loader.tensors = ()
-
-
-def in_unit_interval(x) -> bool:
-    if isinstance(x, (Rows, Scaled)):
-        return x.in_unit_interval()
-    return bool(x.min() >= 0 and x.max() <= 1)
 
 
 def on_device(x) -> torch.device:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import StrataError
+from ..optimizers import MODEL_FIELDS
 from .adversarial import AdversarialLayer
 from .base import Layer
 from .deterministic import AutoencoderLayer
@@ -9,8 +10,6 @@ from .variational import VariationalLayer
 
 # `autoencoder.kind` and the "kind" of every layer in an artifact's config.json: a name here is never renamed
 LAYER_KINDS: dict[str, type[Layer]] = {cls.kind: cls for cls in (AutoencoderLayer, VariationalLayer, AdversarialLayer)}
-
-TRAINING_OPTIONS = ("optimizer", "lr", "weight_decay")
 
 
 def stack_layer_options(layer_options: dict, n_layers: int) -> list[dict]:
@@ -31,7 +30,7 @@ def stack_layer_options(layer_options: dict, n_layers: int) -> list[dict]:
     if not isinstance(below, dict):
         raise StrataError(f"autoencoder.kind={kind} with {n_layers} layers needs autoencoder.below: the options of the "
                           "deterministic layers under it (see conf/autoencoder/vae.yaml)")
-    below = {**below, **{key: options[key] for key in TRAINING_OPTIONS if key in options}}
+    below = {**below, **{key: options[key] for key in MODEL_FIELDS if key in options}}
     below_kind = below.setdefault("kind", "deterministic")
     if below_kind not in LAYER_KINDS or LAYER_KINDS[below_kind].top_only:
         raise StrataError(f"autoencoder.below.kind={below_kind!r}: the layers below a {kind} top must be of a kind that is "
