@@ -32,7 +32,7 @@ class Arrays:
         self.x_eval, self.y_eval, self._unlabeled = x_eval, y_eval, unlabeled
         self.input_dim, self.shift, self.scale = x.shape[1], shift, scale
 
-    def describe(self) -> str:
+    def source_name(self) -> str:
         return f"arrays ({len(self.x)} x {self.input_dim})"
 
     def test(self):

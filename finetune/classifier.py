@@ -26,7 +26,7 @@ from torch import nn
 from pretrain import Encoder, StrataError, load_encoder, save_encoder
 from pretrain.api import as_inputs
 from pretrain.files import new_file
-from pretrain.layer import make_optimizer
+from pretrain.optimizers import make_optimizer
 
 from .metrics import classification_metrics
 

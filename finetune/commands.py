@@ -25,7 +25,8 @@ from pretrain.distributed import is_global_zero
 from pretrain.errors import exit_on_strata_error
 from pretrain.loggers import CSV, StageLoggers
 
-from .compare import gather_comparison, run_comparison
+from .gather import gather_comparison
+from .grid import run_comparison
 
 DISTRIBUTION = "strata-autoencoders"
 VERBS = {  # verb: (module, its Hydra main, what it does)

@@ -48,7 +48,7 @@ def run_encoding(cfg: DictConfig) -> dict[str, Path]:
     data = build_data(cfg)
     if encoder.input_dim != data.input_dim:
         raise StrataError(f"pretrained={resolved['pretrained']} takes {encoder.input_dim} features per example, "
-                          f"but {data.describe()} has {data.input_dim} (an encoder pretrained on other data?)")
+                          f"but {data.source_name()} has {data.input_dim} (an encoder pretrained on other data?)")
     arrays = {"z_train": compute_codes(encoder, data.x_train, layers).numpy()}
     if data.y_train is not None:
         arrays["y_train"] = np.asarray(data.classes)[data.y_train.numpy()]  # the labels as the data names them
@@ -63,7 +63,7 @@ def run_encoding(cfg: DictConfig) -> dict[str, Path]:
     for fmt, path in targets.items():
         if fmt != "features":
             EXPORTERS[fmt][0](encoder, path, layers=layers)
-    print(f"encoded {data.describe()} with {resolved['pretrained']} ({encoder.input_dim}-{'-'.join(map(str, encoder.sizes))}, "
+    print(f"encoded {data.source_name()} with {resolved['pretrained']} ({encoder.input_dim}-{'-'.join(map(str, encoder.sizes))}, "
           f"layers={layers}): z_train {arrays['z_train'].shape}, z_test {arrays['z_test'].shape}; "
           + ", ".join(str(p) for p in targets.values()))
     return targets

@@ -26,7 +26,7 @@ from pretrain import Encoder, StrataError, pretrain_stack, save_autoencoder, sav
 from pretrain.artifact import autoencoder_from_tensors, encoder_from_tensors, read_artifact
 from pretrain.config import layer_options, layer_sizes, positive_int
 from pretrain.data import fit_scaling
-from pretrain.layer import LAYER_KINDS
+from pretrain.layers import LAYER_KINDS
 from pretrain.training import set_threads
 
 LAYER_CHOICES = ("top", "all")
@@ -228,7 +228,7 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
                        "corruption": self.corruption, "noise": self.noise, "sparsity": self.sparsity,
                        "target": self.target, "sparsity_weight": self.sparsity_weight, "wta_rate": self.wta_rate}
         options = layer_options(autoencoder, {"optimizer": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay})
-        if getattr(LAYER_KINDS[self.kind], "top_only", False):
+        if LAYER_KINDS[self.kind].top_only:
             raise FeatureError(f"kind={self.kind!r} is a generative top layer with options of its own: pretrain it with "
                                f"`python -m pretrain autoencoder={self.kind}` and wrap the artifact, EncoderTransformer(pretrained=...)")
         seed = self._seed()

@@ -59,7 +59,7 @@ def labeled_subset(data: ArrayDataModule, budget: int | str, seed: int, val_from
     """`budget` training labels ("all": every training example outside the pool) drawn balanced across classes by
     `seed`, never from the validation pool or the test set, and the validation `val_from` names."""
     if data.y_train is None:
-        raise StrataError(f"{data.describe()}: has no y_train, so there is nothing to fine-tune on")
+        raise StrataError(f"{data.source_name()}: has no y_train, so there is nothing to fine-tune on")
     if val_from not in VAL_FROM:
         raise StrataError(f"data.val_from={val_from!r} is not one of {', '.join(VAL_FROM)}")
     if not (budget == "all" or (isinstance(budget, int) and not isinstance(budget, bool) and budget > 0)):
@@ -76,7 +76,7 @@ def labeled_subset(data: ArrayDataModule, budget: int | str, seed: int, val_from
     if val_from == "pool":
         val_idx = data.val_index
         if len(val_idx) == 0:
-            raise StrataError(f"{data.describe()}: the validation pool is empty (set data.val_size > 0, or data.val_from=labels or none)")
+            raise StrataError(f"{data.source_name()}: the validation pool is empty (set data.val_size > 0, or data.val_from=labels or none)")
         validation = f"the labeled pool of {len(val_idx)} training examples (labels beyond the budget)"
     else:
         k = max(1, int(round(val_fraction * len(train_idx)))) if 0 < val_fraction < 1 else 0

@@ -17,9 +17,8 @@ from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError, load_au
 from pretrain.config import build_data, check_seed, check_trainer, layer_options, layer_sizes, positive_int, to_dict
 from pretrain.distributed import is_global_zero
 from pretrain.files import new_text_file
-from pretrain.generative import stack_layer_options
 from pretrain.loggers import CSV, StageLoggers
-from pretrain.layer import LAYER_KINDS
+from pretrain.layers import LAYER_KINDS, stack_layer_options
 from pretrain.stack import DeepAutoencoder
 from pretrain.training import make_trainer, threads_for
 
@@ -62,7 +61,7 @@ def build_encoder(mode: str, data: ArrayDataModule, pretrained: Encoder | DeepAu
     if pretrained is not None:
         input_dim = pretrained.preprocess.shift.shape[0]
         if input_dim != data.input_dim:
-            raise StrataError(f"{source} expects {input_dim} input features per example, but {data.describe()} has "
+            raise StrataError(f"{source} expects {input_dim} input features per example, but {data.source_name()} has "
                               f"{data.input_dim}: pretrain on this data set (or pass a matching artifact)")
         if isinstance(pretrained, DeepAutoencoder):
             if mode != "semisup":
@@ -193,7 +192,7 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
     print(f"data: {data.summary()}")
     model, metrics = finetune_once(data, encoder, options, trainer, seed=seed, log_dir=str(run_dir),
                                    label=f"{options['mode']} labels={data.labels}", threads=resolved["threads"], subset=subset)
-    metrics = {"data": data.describe(), "pretrained": resolved["pretrained"], "budget": data.labels, **metrics}
+    metrics = {"data": data.source_name(), "pretrained": resolved["pretrained"], "budget": data.labels, **metrics}
     if not is_global_zero():  # under DDP every rank holds the same model and metrics; rank 0 writes them
         return metrics
     if resolved["save_encoder"]:

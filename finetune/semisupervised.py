@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from pretrain import StrataError
-from pretrain.layer import make_optimizer
+from pretrain.layers import reconstruction_loss
+from pretrain.optimizers import make_optimizer
 from pretrain.regularizers import corrupt
 from pretrain.stack import DeepAutoencoder
 
@@ -128,8 +129,7 @@ class SemiSupervisedClassifier(Classifier):
                 target = F.softmax(self.clean_logits(clean), dim=1).float()
         if self.weights["reconstruction"] > 0:
             bottom = self.autoencoder.layers[0]
-            loss = F.binary_cross_entropy_with_logits if bottom.loss_kind == "bce" else F.mse_loss
-            costs["reconstruction"] = loss(self.autoencoder.decode_logits(code), clean, reduction="sum") / len(u)
+            costs["reconstruction"] = reconstruction_loss(self.autoencoder.decode_logits(code), clean, bottom.loss_kind)
         log_p = F.log_softmax(self.head(code), dim=1)
         if self.weights["consistency"] > 0:
             costs["consistency"] = F.kl_div(log_p, target, reduction="batchmean")

@@ -16,7 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from finetune.baselines import BASELINES, run_baselines
-from finetune.compare import protocol, run_comparison
+from finetune.grid import run_comparison
+from finetune.report import protocol
 from pretrain import run_pretraining
 from pretrain.cli import strata_main
 from pretrain.config import CONF_DIR, build_data, to_dict

@@ -6,8 +6,8 @@ from .artifact import describe, load_autoencoder, load_encoder, save_autoencoder
 from .data import ArrayDataModule, BatchLoader, DigitsDataModule, MNISTDataModule, NpyDataModule, NpzDataModule
 from .encoder import Encoder, Preprocess
 from .errors import StrataError
-from .generative import AdversarialLayer, VariationalLayer, negative_elbo
-from .layer import AutoencoderLayer
+from .elbo import negative_elbo
+from .layers import AdversarialLayer, AutoencoderLayer, VariationalLayer
 from .pictures import (embedding_scatter, latent_manifold, reconstruction_grid, sample_grid, save_pictures,
                        weight_tiles)
 from .run import run_pretraining

@@ -17,7 +17,7 @@ from torch import nn
 from .encoder import Encoder, Preprocess
 from .errors import StrataError
 from .files import new_folder
-from .layer import ACTIVATIONS, LAYER_KINDS
+from .layers import ACTIVATIONS, LAYER_KINDS
 
 FORMAT = "strata.autoencoder"
 VERSION = 1

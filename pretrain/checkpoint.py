@@ -199,14 +199,13 @@ class EpochCheckpoint(Checkpoint):
 
     def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         checkpoint["strata"] = {"format": FORMAT, "version": VERSION, "stage": self.stage, "history": list(module.history),
-                                "curves": {k: list(v) for k, v in getattr(module, "curves", {}).items()},
+                                "curves": {k: list(v) for k, v in module.curves.items()},
                                 "rng": torch.get_rng_state()}
 
     def on_load_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         mark = checkpoint["strata"]
         module.history = list(mark["history"])
-        if hasattr(module, "curves"):
-            module.curves = {k: list(v) for k, v in mark["curves"].items()}
+        module.curves = {k: list(v) for k, v in mark["curves"].items()}
         torch.set_rng_state(mark["rng"])
 
 
@@ -229,19 +228,20 @@ def check_weights(path: Path, module: torch.nn.Module, tensors) -> None:
     """`tensors` are weights for `module`: the same names, each of the same shape."""
     expected = module.state_dict()
     if not isinstance(tensors, dict):
-        raise StrataError(f"{path}: holds no weights (expected those of {describe(module)})")
+        raise StrataError(f"{path}: holds no weights (expected those of {module_name(module)})")
     missing, extra = sorted(expected.keys() - tensors.keys()), sorted(tensors.keys() - expected.keys())
     if missing or extra:
         raise StrataError(f"{path}: weights {', '.join(missing[:3]) or 'none'} missing and {', '.join(extra[:3]) or 'none'} "
-                          f"unexpected for {describe(module)} (a checkpoint of another architecture?)")
+                          f"unexpected for {module_name(module)} (a checkpoint of another architecture?)")
     for key, value in expected.items():
         shape = tuple(getattr(tensors[key], "shape", ()))
         if shape != tuple(value.shape):
-            raise StrataError(f"{path}: {key} has shape {shape}, but this run's {describe(module)} has {tuple(value.shape)} "
+            raise StrataError(f"{path}: {key} has shape {shape}, but this run's {module_name(module)} has {tuple(value.shape)} "
                               "(a checkpoint of another architecture?)")
 
 
-def describe(module: torch.nn.Module) -> str:
+def module_name(module: torch.nn.Module) -> str:
+    """What `module` is, for messages: a layer's kind and shape, else its class."""
     if hasattr(module, "n_in") and hasattr(module, "n_hidden"):
         return f"{getattr(module, 'kind', 'autoencoder')} layer {module.n_in}->{module.n_hidden}"
     return type(module).__name__

@@ -19,7 +19,8 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from .data import ArrayDataModule
 from .distributed import check_launch
 from .errors import StrataError
-from .layer import LAYER_KINDS, OPTIMIZERS
+from .layers import LAYER_KINDS
+from .optimizers import MODEL_FIELDS, OPTIMIZERS
 from .training import device_name, make_trainer
 
 
@@ -36,7 +37,6 @@ def find_conf_dir() -> str:
 
 
 CONF_DIR = find_conf_dir()
-MODEL_FIELDS = ("optimizer", "lr", "weight_decay")  # the layers' training settings, from the model group
 STAGE_TRAINER_ARGS = ("max_epochs",)  # make_trainer sets it for each stage
 TYPE_NAMES = {bool: "true or false", float: "a number", int: "an integer", str: "a string", type(None): "null"}
 

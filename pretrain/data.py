@@ -22,7 +22,7 @@ import torch
 
 from .errors import StrataError
 from .idx import read_idx
-from .rows import Rows, read_labels, shard_paths
+from .rows import Rows, in_unit_interval, read_labels, shard_paths
 
 SCALINGS = ("auto", "unit", "standard", "none")
 VAL_FROM = ("none", "labels", "pool")
@@ -208,7 +208,7 @@ class ArrayDataModule(pl.LightningDataModule):
         if self._ready:
             return
         x_train, y_train, x_test, y_test = self._load()
-        source = self.describe()
+        source = self.source_name()
         for name, arr in (("x_train", x_train), ("x_test", x_test)):
             _check_inputs(name, arr, source)
         integers = not np.issubdtype(x_train.dtype, np.floating)
@@ -258,8 +258,7 @@ class ArrayDataModule(pl.LightningDataModule):
         """True when preprocessed training inputs lie in [0, 1] (binary cross-entropy applies)."""
         if isinstance(self.x_train, Rows):
             return self.x_train.in_unit_interval(self.shift, self.scale)
-        x = (self.x_train - self.shift) / self.scale
-        return bool(x.min() >= 0 and x.max() <= 1)
+        return in_unit_interval((self.x_train - self.shift) / self.scale)
 
     def summary(self) -> str:
         """One line for the run's log: the data, its size and the scaling chosen, with the reason."""
@@ -267,7 +266,7 @@ class ArrayDataModule(pl.LightningDataModule):
         if isinstance(self.x_train, Rows):
             mapped = (f" (memory-mapped, {len(self.x_train.shards)} shard(s) of {self.x_train.dtype}, read by batch; the "
                       "scaling's statistics from one streaming pass over every training row)")
-        return (f"{self.describe()}: {len(self.x_train)} training inputs of {self.input_dim} features, {len(self.x_test)} "
+        return (f"{self.source_name()}: {len(self.x_train)} training inputs of {self.input_dim} features, {len(self.x_test)} "
                 f"test; scaling {self.scaling} ({self.scaling_reason}){mapped}")
 
     def unlabeled(self) -> torch.Tensor:
@@ -277,10 +276,8 @@ class ArrayDataModule(pl.LightningDataModule):
     def test(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x_test, self.y_test
 
-    def train_dataloader(self):
-        return BatchLoader(self.x_train, batch_size=self.batch_size, shuffle=True, seed=self.seed)
-
-    def describe(self) -> str:
+    def source_name(self) -> str:
+        """The data and where it is read from, for messages and metrics.json's "data"."""
         return self.name
 
 
@@ -349,7 +346,7 @@ class MNISTDataModule(ArrayDataModule):
                                   f"{'images (count, rows, columns)' if expected == 3 else 'labels (count,)'}")
         return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
 
-    def describe(self) -> str:
+    def source_name(self) -> str:
         return f"mnist at {self.root}"
 
 
@@ -379,7 +376,7 @@ class NpzDataModule(ArrayDataModule):
             raise StrataError(f"data.path={self.path}: missing array(s) {', '.join(missing)} (found {', '.join(arrays) or 'none'})")
         return arrays["x_train"], arrays.get("y_train"), arrays["x_test"], arrays["y_test"]
 
-    def describe(self) -> str:
+    def source_name(self) -> str:
         return f"npz file {self.path}"
 
 
@@ -408,5 +405,5 @@ class NpyDataModule(ArrayDataModule):
         y_train = read_labels(found["y_train"]) if found["y_train"] else None
         return x_train, y_train, x_test, read_labels(found["y_test"])
 
-    def describe(self) -> str:
+    def source_name(self) -> str:
         return f"npy folder {self.path}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layer import ACTIVATIONS, glorot_
+from .layers.base import ACTIVATIONS, glorot_
 
 
 class Preprocess(nn.Module):

@@ -94,7 +94,7 @@ def _cols(n: int) -> int:
 
 def _generative_top(model, what: str):
     top = model.layers[-1]
-    if not hasattr(top, "sample_prior"):
+    if not top.generative:
         raise StrataError(f"{what} needs a generative top layer (autoencoder=vae or adversarial), this one is {top.kind!r}")
     return top
 
@@ -234,7 +234,7 @@ def save_pictures(model, x: torch.Tensor, y: torch.Tensor | None, folder: str | 
         if images:
             written["reconstructions"] = reconstruction_grid(model, x_shown, tmp / FILES["reconstructions"], n=SHOWN, shape=shape)
             written["weights"] = weight_tiles(model, tmp / FILES["weights"], shape=shape)
-            if hasattr(top, "sample_prior"):
+            if top.generative:
                 written["samples"] = sample_grid(model, tmp / FILES["samples"], seed=seed, shape=shape)
                 if top.n_hidden == 2:
                     written["latent_manifold"] = latent_manifold(model, tmp / FILES["latent_manifold"], shape=shape)

@@ -323,3 +323,11 @@ def take(x, index):
 
 def is_mapped(x) -> bool:
     return isinstance(x, (Rows, Scaled, Subset))
+
+
+def in_unit_interval(x) -> bool:
+    """Whether every value of `x` (a tensor, or rows read through a preprocessing) lies in [0, 1]: whether binary
+    cross-entropy applies to it."""
+    if isinstance(x, (Rows, Scaled)):
+        return x.in_unit_interval()
+    return bool(x.min() >= 0 and x.max() <= 1)

@@ -23,7 +23,8 @@ from .config import (build_data, check_seed, check_trainer, epochs_for_steps, la
 from .distributed import is_global_zero, wait_for_all
 from .errors import StrataError
 from .files import new_text_file, plain_name
-from .generative import VariationalLayer, negative_elbo
+from .elbo import negative_elbo
+from .layers import VariationalLayer
 from .loggers import CSV, StageLoggers
 from .pictures import save_pictures
 from .stack import pretrain_stack
@@ -83,13 +84,13 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
             if is_global_zero():
                 print(f"the finished layers and the last finished epoch are checkpointed: resume with resume={run_dir}", file=sys.stderr)
             raise
-        metrics = {"data": data.describe(), "n_train": len(data.unlabeled()), **result.metrics}
+        metrics = {"data": data.source_name(), "n_train": len(data.unlabeled()), **result.metrics}
         if isinstance(result.model.layers[-1], VariationalLayer):  # the whole model's -ELBO in nats per example, training inputs
             metrics["neg_elbo_train"] = negative_elbo(result.model, data.unlabeled(), seed=seed)
         if is_global_zero():
             save_autoencoder(result.model, artifact, config=resolved, metrics=metrics)
             new_text_file(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-            print(f"pretrained {data.input_dim}-{'-'.join(map(str, sizes))} on {data.describe()} on {device}; artifact: {artifact}")
+            print(f"pretrained {data.input_dim}-{'-'.join(map(str, sizes))} on {data.source_name()} on {device}; artifact: {artifact}")
             if pictures is not None:  # from training inputs only (labels colour the embedding)
                 written = save_pictures(result.model, data.unlabeled(), data.y_train, pictures, seed=seed)
                 loggers.log_images(run_dir, "pictures", written)

@@ -1,6 +1,6 @@
 """Greedy layer-wise pretraining, and the unrolled deep autoencoder it builds.
 
-Layer k is an `AutoencoderLayer` fitted on the codes of the trained layers 1..k-1, which are computed
+Layer k (of a kind in `pretrain.layers`) is fitted on the codes of the trained layers 1..k-1, which are computed
 once when layer k-1 is done and kept in memory or, when they do not fit, on disk (`pretrain.codes`).
 An optional end-to-end stage then trains the whole stack, encoder and mirrored decoder, on the data.
 """
@@ -18,21 +18,20 @@ from .codes import GreedyCodes
 from .data import BatchLoader
 from .encoder import Encoder, Preprocess
 from .errors import StrataError
-from .generative import stack_layer_options
-from .layer import LAYER_KINDS, AutoencoderLayer, TracksReconstruction, make_optimizer, reconstruction_loss
-from .regularizers import corrupt
-from .rows import Rows, Scaled
+from .layers import LAYER_KINDS, EpochMeans, Layer, reconstruction_loss, stack_layer_options
+from .optimizers import make_optimizer
+from .rows import Rows, Scaled, in_unit_interval
 from .training import make_trainer
 
 
-class DeepAutoencoder(TracksReconstruction):
+class DeepAutoencoder(EpochMeans):
     """Preprocessing, the encoder stack and its mirror image as decoder.
 
     `embed(x)` gives deterministic codes of raw inputs, `reconstruct(x)` their reconstruction in the raw
     space; `encoder()` the feature extractor alone. The `layers` are the greedy stage's own modules.
     """
 
-    def __init__(self, preprocess: Preprocess, layers: list[AutoencoderLayer], optimizer: str = "adam",
+    def __init__(self, preprocess: Preprocess, layers: list[Layer], optimizer: str = "adam",
                  lr: float = 1e-3, weight_decay: float = 0.0):
         super().__init__()
         self.preprocess = preprocess
@@ -68,7 +67,7 @@ class DeepAutoencoder(TracksReconstruction):
     def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
         """n new examples in the raw input space: codes from a generative top layer's prior, decoded."""
         top = self.layers[-1]
-        if not hasattr(top, "sample_prior"):
+        if not top.generative:
             raise StrataError(f"sampling needs a generative top layer (autoencoder=vae or adversarial), this one is {top.kind!r}")
         return self.decode(top.sample_prior(n, torch.Generator().manual_seed(seed) if seed is not None else None))
 
@@ -79,7 +78,7 @@ class DeepAutoencoder(TracksReconstruction):
     # -- end-to-end training on preprocessed inputs --------------------------------------------
     def training_step(self, x, batch_idx):
         bottom = self.layers[0]
-        logits = self.decode_logits(self.encode_preprocessed(corrupt(x, bottom.corruption, bottom.noise)))
+        logits = self.decode_logits(self.encode_preprocessed(bottom.corrupt(x)))
         recon = reconstruction_loss(logits, x, bottom.loss_kind)
         self.track(recon, len(x))
         return recon
@@ -95,7 +94,7 @@ class StackResult:
 
 
 @torch.no_grad()
-def encode_in_chunks(layer: AutoencoderLayer, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def encode_in_chunks(layer: Layer, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """The layer's codes of all of `x`, written chunk by chunk into one tensor (no second copy to concatenate)."""
     layer.eval()
     first = layer.encode(x[:chunk])
@@ -112,12 +111,6 @@ def release(module: pl.LightningModule, loader: BatchLoader) -> None:
     the data or of the codes), so they are freed as soon as pretraining no longer needs them."""
     module.trainer = None
     loader.tensors = ()
-
-
-def in_unit_interval(x) -> bool:
-    if isinstance(x, (Rows, Scaled)):
-        return x.in_unit_interval()
-    return bool(x.min() >= 0 and x.max() <= 1)
 
 
 def on_device(x) -> torch.device:
@@ -186,7 +179,7 @@ def _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_siz
                         "recon_per_epoch": layer.history, "recon": layer.history[-1] if layer.history else None,
                         "seconds": seconds, "samples_per_second": (epochs - start) * len(inputs) / seconds if seconds else None,
                         **({"resumed_at_epoch": start} if start else {}),
-                        **(layer.curve_metrics() if hasattr(layer, "curve_metrics") else {})}
+                        **layer.curve_metrics()}
             checkpoints.save_finished(stage, layer, finished)
         per_layer.append(finished)
         if k + 1 < len(sizes):  # the top layer's codes feed nothing here
@@ -202,7 +195,7 @@ def _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_siz
     if end_to_end_epochs > 0:
         torch.manual_seed(seed * 1000 + len(sizes))
         # a generative top trains the whole model with its own objective (the ELBO; the adversarial game)
-        module = layers[-1].end_to_end(model) if hasattr(layers[-1], "end_to_end") else model
+        module = layers[-1].end_to_end(model)
         ckpt_path = checkpoints.resume_from("end_to_end", module)
         trainer = make_trainer(trainer_options, end_to_end_epochs, f"end-to-end ({len(sizes)} layers)", log_dir,
                                checkpoints.log_version("end_to_end"), **checkpoints.trainer_args("end_to_end"))
@@ -213,7 +206,7 @@ def _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_siz
         start = checkpoints.started_at("end_to_end")
         metrics["end_to_end"] = {"recon_per_epoch": module.history, "recon": module.history[-1] if module.history else None,
                                  "seconds": time.perf_counter() - started, **({"resumed_at_epoch": start} if start else {}),
-                                 **(module.curve_metrics() if hasattr(module, "curve_metrics") else {})}
+                                 **module.curve_metrics()}
         release(module, loader)
     model.eval()
     return StackResult(model, metrics)

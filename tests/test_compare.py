@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-import finetune.compare
-from finetune.compare import COLUMNS, run_comparison
+import finetune.grid
+from finetune.grid import run_comparison
+from finetune.report import COLUMNS
 from pretrain import StrataError
 from pretrain.config import CONF_DIR
 
@@ -122,7 +123,7 @@ def test_every_mode_of_a_cell_takes_the_same_optimizer_steps(run_dir, tmp_path):
 
 def test_a_grid_cut_short_leaves_the_runs_done_as_partial_results_only(run_dir, tmp_path, monkeypatch):
     done = []
-    finish = finetune.compare.finetune_once
+    finish = finetune.grid.finetune_once
 
     def fail_on_third(*args, **kwargs):
         if len(done) == 2:
@@ -130,7 +131,7 @@ def test_a_grid_cut_short_leaves_the_runs_done_as_partial_results_only(run_dir, 
         done.append(1)
         return finish(*args, **kwargs)
 
-    monkeypatch.setattr(finetune.compare, "finetune_once", fail_on_third)
+    monkeypatch.setattr(finetune.grid, "finetune_once", fail_on_third)
     cfg = config(f"pretrained={run_dir / 'encoder'}", "budgets=[20]", "seeds=[0,1]", "modes=[scratch,frozen]")
     with pytest.raises(KeyboardInterrupt):
         run_comparison(cfg, tmp_path, pretrain_fn=no_pretraining)

@@ -1,4 +1,4 @@
-"""Generative top layers (pretrain.generative): the VAE's math, training on digits, sampling, artifacts, bad options."""
+"""Generative top layers (pretrain.layers): the VAE's math, training on digits, sampling, artifacts, bad options."""
 import math
 
 import pytest
@@ -7,8 +7,9 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from pretrain import StrataError, load_autoencoder, load_encoder, pretrain_stack, save_autoencoder
-from pretrain.generative import (AdversarialLayer, VariationalLayer, gaussian_kl, negative_elbo, negative_log_likelihood,
-                                 reparameterize, stack_layer_options)
+from pretrain.elbo import negative_elbo
+from pretrain.layers import AdversarialLayer, VariationalLayer, stack_layer_options
+from pretrain.layers.objectives import gaussian_kl, negative_log_likelihood, reparameterize
 
 FAST = {"enable_progress_bar": False}
 

@@ -10,7 +10,7 @@ import torch
 
 from pretrain import StrataError, pretrain_stack
 from pretrain.config import CONF_DIR, layer_options
-from pretrain.layer import LAYER_KINDS, AutoencoderLayer, reconstruction_loss
+from pretrain.layers import LAYER_KINDS, AutoencoderLayer, reconstruction_loss
 from pretrain.regularizers import kl_sparsity, winner_take_all
 
 GENERATIVE = ("vae", "adversarial")  # tested in test_generative.py

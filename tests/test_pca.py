@@ -9,7 +9,7 @@ import torch
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
-from pretrain.layer import LAYER_KINDS
+from pretrain.layers import LAYER_KINDS
 from pretrain.training import make_trainer
 
 K = 4  # digits' 4th and 5th principal variances differ by 40%: the subspace is well defined and found in few steps

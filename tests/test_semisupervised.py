@@ -109,7 +109,7 @@ def test_the_power_iteration_finds_the_most_sensitive_direction_of_a_finite_diff
 
 def denoising_autoencoder_like(encoder):
     """A DeepAutoencoder over `encoder`'s weights (its decoders untrained): what SemiSupervisedClassifier takes."""
-    from pretrain.layer import AutoencoderLayer
+    from pretrain.layers import AutoencoderLayer
     from pretrain.stack import DeepAutoencoder
     layers = []
     for linear, activation in zip(encoder.linears, encoder.activations):

@@ -5,7 +5,7 @@ import torch
 
 from pretrain import DeepAutoencoder, pretrain_stack
 from pretrain.config import layer_options
-from pretrain.layer import reconstruction_loss
+from pretrain.layers import reconstruction_loss
 
 
 def stack(config, digits, sizes=(32, 16), variant="plain", epochs=2, callbacks=(), seed=0, batches=5, **kwargs):
