@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from finetune.baselines import run_baselines  # noqa: E402
-from finetune.compare import run_comparison  # noqa: E402
+from finetune.grid import run_comparison  # noqa: E402
 from pretrain.files import new_file  # noqa: E402
 from pretrain import run_pretraining  # noqa: E402
 from pretrain.config import CONF_DIR, build_data  # noqa: E402
