@@ -351,9 +351,7 @@ class MNISTDataModule(ArrayDataModule):
 
 
 class NpzDataModule(ArrayDataModule):
-    """A user's own `.npz` with `x_train` (`y_train` optional), `x_test`, `y_test`; images are flattened.
-
-    """
+    """A user's own `.npz` with `x_train` (`y_train` optional), `x_test`, `y_test`; images are flattened."""
 
     name = "npz"
 
