@@ -24,7 +24,6 @@ from .optimizers import MODEL_FIELDS, OPTIMIZERS
 from .training import device_name, make_trainer
 
 
-
 def find_conf_dir() -> str:
     """The Hydra configs: the checkout's `conf/` beside this package (a clone, an editable install), else the copy
     installed as package data, the package `strata_conf` (a wheel)."""
@@ -185,14 +184,9 @@ def fits(value, annotation) -> bool:
     return isinstance(value, abstract)
 
 
-def trainer_options(options: dict) -> dict:
-    """The `trainer` config group, checked by building a Trainer from it: a misspelt or invalid argument fails here,
-    before any data is loaded, with the field named. `check_trainer(options)` gives the device too."""
-    return check_trainer(options)[0]
-
-
 def check_trainer(options: dict) -> tuple[dict, str]:
-    """`trainer_options`, and the device its Trainer trains on (`pretrain.training.device_name`)."""
+    """The `trainer` config group, checked by building a Trainer from it (a misspelt or invalid argument fails here,
+    before any data is loaded, with the field named), and the device it trains on (`pretrain.training.device_name`)."""
     accepted = inspect.signature(pl.Trainer.__init__).parameters
     for key in options:
         if key == "logger":
