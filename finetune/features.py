@@ -13,7 +13,6 @@ encoder to about 1e-7.
 from __future__ import annotations
 
 import inspect
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from pretrain.artifact import autoencoder_from_tensors, encoder_from_tensors, re
 from pretrain.config import layer_options, layer_sizes, positive_int
 from pretrain.data import fit_scaling
 from pretrain.layers import LAYER_KINDS
-from pretrain.training import set_threads
+from pretrain.training import meta_stack, threads_for
 
 LAYER_CHOICES = ("top", "all")
 CHUNK_SIZE = 4096  # rows encoded at a time: bounds the memory of encoding a large data set
@@ -234,18 +233,12 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
         seed = self._seed()
         x = torch.tensor(X, dtype=torch.float32)
         shift, scale = fit_scaling(x, self.scaling, self.pixel_max)
-        threads = torch.get_num_threads()
-        dims = [X.shape[1], *sizes]  # the encoder's weights, on the meta device (nothing allocated), size the thread choice
-        set_threads(nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in itertools.pairwise(dims))), self.threads)
-        try:
-            with torch.random.fork_rng(devices=[]):  # corruption draws from torch's generator: seed it, then restore it
-                torch.manual_seed(seed)
-                result = pretrain_stack(
-                    x, shift, scale, sizes, options, epochs=epochs, batch_size=batch_size,
-                    trainer_options={"accelerator": self.accelerator, "enable_progress_bar": bool(self.verbose)},
-                    seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=self.end_to_end_lr)
-        finally:
-            torch.set_num_threads(threads)
+        with threads_for(meta_stack([X.shape[1], *sizes]), self.threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # corruption draws from torch's generator: seed it; fork_rng restores it
+            result = pretrain_stack(
+                x, shift, scale, sizes, options, epochs=epochs, batch_size=batch_size,
+                trainer_options={"accelerator": self.accelerator, "enable_progress_bar": bool(self.verbose)},
+                seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=self.end_to_end_lr)
         model = result.model
         self.layer_specs_ = [layer.spec() for layer in model.layers]
         self.weights_ = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

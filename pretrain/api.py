@@ -7,11 +7,9 @@ random generator and thread count are restored, no warning filter or log level i
 """
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import torch
-from torch import nn
 
 from .config import epochs_for_steps, layer_options, layer_sizes, positive_int, positive_number
 from .data import choose_scaling, fit_scaling
@@ -19,7 +17,7 @@ from .errors import StrataError
 from .options import group_option
 from .process import kept_random_state
 from .stack import DeepAutoencoder, pretrain_stack
-from .training import threads_for
+from .training import meta_stack, threads_for
 
 MODEL, NPZ = group_option("model", "stack"), group_option("data", "npz")
 
@@ -67,8 +65,7 @@ def fit(x, layers=MODEL["layers"], autoencoder: str = "denoising", *, epochs=MOD
         scaling, _ = choose_scaling(inputs, integers)
     shift, scale = fit_scaling(inputs, scaling, pixel_max)
     dims = [inputs.shape[1], *sizes]
-    sizing = nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in itertools.pairwise(dims)))
-    with threads_for(sizing, threads), kept_random_state():
+    with threads_for(meta_stack(dims), threads), kept_random_state():
         result = pretrain_stack(inputs, shift, scale, sizes, layer_opts, epochs=epochs, batch_size=batch_size,
                                 trainer_options={"accelerator": accelerator, "enable_progress_bar": bool(progress)},
                                 seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr, log_dir=log_dir)

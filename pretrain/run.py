@@ -5,7 +5,6 @@ call it with their own.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from torch import nn
 
 from .artifact import save_autoencoder
 from .checkpoint import RunCheckpoints
@@ -28,7 +26,7 @@ from .layers import VariationalLayer
 from .loggers import CSV, StageLoggers
 from .pictures import save_pictures
 from .stack import pretrain_stack
-from .training import threads_for
+from .training import meta_stack, threads_for
 
 
 def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
@@ -71,9 +69,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     if is_global_zero():
         print(f"data: {data.summary()}")
     epochs = model["epochs"] if steps is None else epochs_for_steps(steps, len(data.unlabeled()), batch_size)
-    dims = [data.input_dim, *sizes]  # the encoder's weights, on the meta device (nothing allocated), size the thread choice
-    sizing = nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in itertools.pairwise(dims)))
-    with threads_for(sizing, threads):  # the library leaves torch's thread count as it found it
+    with threads_for(meta_stack([data.input_dim, *sizes]), threads):  # the library leaves torch's thread count as it found it
         try:
             result = pretrain_stack(
                 data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs, batch_size=batch_size,

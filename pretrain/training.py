@@ -31,6 +31,12 @@ def set_threads(model: torch.nn.Module, threads: int | str | None = "auto") -> N
     torch.set_num_threads(threads if threads is not None else _DEFAULT_THREADS)
 
 
+def meta_stack(dims: list[int]) -> torch.nn.Module:
+    """A stack's encoder layers of widths `dims` on the meta device (nothing allocated): what the thread choice of
+    `set_threads` is sized by before the real layers exist."""
+    return torch.nn.Sequential(*(torch.nn.Linear(a, b, device="meta") for a, b in zip(dims[:-1], dims[1:])))
+
+
 @contextlib.contextmanager
 def threads_for(model: torch.nn.Module, threads: int | str | None = "auto"):
     """`set_threads` within, torch's thread count as it was afterwards (the library leaves the process as it found it)."""

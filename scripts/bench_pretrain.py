@@ -93,12 +93,12 @@ def run_plain(args) -> dict:
     noise, lr = ae["noise"], model["lr"]
     torch.manual_seed(args.seed)
     try:  # the threads strata's CLI picks for this model (torch's default for big ones, 1 for small ones)
-        from pretrain.training import set_threads
+        from pretrain.training import meta_stack, set_threads
     except ImportError:  # a strata from before thread choices: torch's default, as there
         pass
     else:
         dims = [784, *args.layers]
-        set_threads(nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in zip(dims[:-1], dims[1:]))), resolved["threads"])
+        set_threads(meta_stack(dims), resolved["threads"])
 
     started = time.perf_counter()
     data = build_data(cfg)
