@@ -23,7 +23,8 @@ from torch import nn
 
 from pretrain import Encoder, StrataError, pretrain_stack, save_autoencoder, save_encoder
 from pretrain.artifact import autoencoder_from_tensors, encoder_from_tensors, read_artifact
-from pretrain.config import layer_options, layer_sizes, positive_int
+from pretrain.config import layer_options
+from pretrain.schema import layer_sizes, positive_int
 from pretrain.data import fit_scaling
 from pretrain.layers import LAYER_KINDS
 from pretrain.training import meta_stack, threads_for

@@ -8,7 +8,8 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from pretrain import StrataError
-from pretrain.config import build_data, check_seed, to_dict
+from pretrain.config import build_data, to_dict
+from pretrain.schema import check_seed
 from pretrain.distributed import is_global_zero
 from pretrain.files import replace_file
 from pretrain.stack import DeepAutoencoder

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from pathlib import Path
 
@@ -14,11 +13,12 @@ import torch
 from omegaconf import DictConfig
 
 from pretrain import ArrayDataModule, BatchLoader, Encoder, StrataError, load_autoencoder, load_encoder
-from pretrain.config import build_data, check_seed, check_trainer, layer_options, layer_sizes, positive_int, to_dict
+from pretrain.config import build_data, check_trainer, layer_options, to_dict
 from pretrain.distributed import is_global_zero
 from pretrain.files import new_text_file
 from pretrain.loggers import CSV, StageLoggers
 from pretrain.layers import LAYER_KINDS, stack_layer_options
+from pretrain.schema import StackConfig, checked
 from pretrain.stack import DeepAutoencoder
 from pretrain.training import make_trainer, threads_for
 
@@ -26,7 +26,8 @@ from .batches import PairedBatches, StepBatches
 from .classifier import ENCODER, HEAD, MODES, Classifier, save_classifier
 from .labels import LabeledSubset, labeled_subset
 from .metrics import evaluate
-from .semisupervised import WEIGHTS, SemiSupervisedClassifier, check_unlabeled_options
+from .schema import FinetuneConfig, FinetuneRunConfig, check_options
+from .semisupervised import WEIGHTS, SemiSupervisedClassifier
 
 
 class KeepBest(pl.Callback):
@@ -91,22 +92,6 @@ def load_pretrained(path: str, mode: str) -> Encoder | DeepAutoencoder:
     return load_autoencoder(path) if mode == "semisup" else load_encoder(path)
 
 
-def check_options(options: dict) -> None:
-    """The `finetune` group's schedule and rates, each a clear error when out of range."""
-    for key in ("steps", "epochs", "batch_size", "head_hidden", "frozen_layers"):
-        positive_int(options[key], f"finetune.{key}")
-    if options["steps"] % options["epochs"]:
-        raise StrataError(f"finetune.steps={options['steps']} is not a multiple of finetune.epochs={options['epochs']} "
-                          "(the steps are cut into that many epochs of equal length)")
-    if options["patience"] is not None:
-        positive_int(options["patience"], "finetune.patience")
-    check_unlabeled_options(options["unlabeled"])
-    for key, low in (("lr", "> 0"), ("encoder_lr_scale", ">= 0"), ("weight_decay", ">= 0")):
-        value = options[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not (value > 0 if low == "> 0" else value >= 0):
-            raise StrataError(f"finetune.{key}={value!r} is not a number {low}")
-
-
 def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, options: dict, trainer_options: dict | None = None,
                   seed: int = 0, log_dir: str | None = None, label: str = "finetune", threads: int | str | None = "auto",
                   subset: LabeledSubset | None = None) -> tuple[Classifier, dict]:
@@ -118,30 +103,31 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
     `build_encoder` (for mode semisup, the whole autoencoder). With a validation split, the result is the best
     epoch's weights, and `test_last` is the last step's; without one, the result is the last step's.
     """
-    check_options(options)
+    settings: FinetuneConfig = check_options(options)
     if subset is None:
         subset = labeled_subset(data, data.labels, seed, data.val_from, data.val_fraction)
     pl.seed_everything(seed, workers=True, verbose=False)
     (x_train, y_train), val, _ = subset
-    steps_per_epoch = options["steps"] // options["epochs"]
-    common = dict(head=options["head"], head_hidden=options["head_hidden"], dropout=options["dropout"],
-                  input_dropout=options["input_dropout"], optimizer=options["optimizer"], lr=options["lr"],
-                  encoder_lr_scale=options["encoder_lr_scale"], weight_decay=options["weight_decay"], schedule=options["schedule"],
+    steps_per_epoch = settings.steps // settings.epochs
+    common = dict(head=settings.head, head_hidden=settings.head_hidden, dropout=settings.dropout,
+                  input_dropout=settings.input_dropout, optimizer=settings.optimizer, lr=settings.lr,
+                  encoder_lr_scale=settings.encoder_lr_scale, weight_decay=settings.weight_decay, schedule=settings.schedule,
                   classes=data.classes)
-    if options["mode"] == "semisup":
-        unlabeled = options["unlabeled"]
+    if settings.mode == "semisup":
+        unlabeled = settings.unlabeled
         prior = torch.bincount(y_train, minlength=data.num_classes)
-        model = SemiSupervisedClassifier(encoder, data.num_classes, prior, corruption=unlabeled["corruption"], noise=unlabeled["noise"],
-                                         radius=unlabeled["radius"], xi=unlabeled["xi"], rampup=unlabeled["rampup"], **{w: unlabeled[w] for w in WEIGHTS}, **common)
-        train_loader = PairedBatches(x_train, y_train, data.unlabeled(), options["batch_size"], unlabeled["batch_size"],
+        model = SemiSupervisedClassifier(encoder, data.num_classes, prior, corruption=unlabeled.corruption, noise=unlabeled.noise,
+                                         radius=unlabeled.radius, xi=unlabeled.xi, rampup=unlabeled.rampup,
+                                         **{w: getattr(unlabeled, w) for w in WEIGHTS}, **common)
+        train_loader = PairedBatches(x_train, y_train, data.unlabeled(), settings.batch_size, unlabeled.batch_size,
                                      steps_per_epoch, seed)
     else:
-        model = Classifier(encoder, data.num_classes, mode=options["mode"], frozen_layers=options["frozen_layers"], **common)
-        train_loader = StepBatches(x_train, y_train, batch_size=options["batch_size"], steps=steps_per_epoch, seed=seed)
+        model = Classifier(encoder, data.num_classes, mode=settings.mode, frozen_layers=settings.frozen_layers, **common)
+        train_loader = StepBatches(x_train, y_train, batch_size=settings.batch_size, steps=steps_per_epoch, seed=seed)
     model.train()  # frozen blocks stay in eval mode (Classifier.train)
     with threads_for(model, threads):  # the library leaves torch's thread count as it found it
-        keep_best = KeepBest(options["patience"])
-        trainer = make_trainer(trainer_options, options["epochs"], label, log_dir, "finetune",
+        keep_best = KeepBest(settings.patience)
+        trainer = make_trainer(trainer_options, settings.epochs, label, log_dir, "finetune",
                                callbacks=[keep_best] if val is not None else [], num_sanity_val_steps=0)
         started = time.perf_counter()
         trainer.fit(model, train_dataloaders=train_loader,
@@ -150,7 +136,7 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
         model.eval()
         x_test, y_test = data.test()
         metrics = {
-            "mode": options["mode"], "labels": len(x_train), "val_labels": 0 if val is None else len(val[0]),
+            "mode": settings.mode, "labels": len(x_train), "val_labels": 0 if val is None else len(val[0]),
             "validation": subset.validation, "classes": data.classes, "seed": seed, "steps": trainer.global_step, "epochs_run": trainer.current_epoch,
             "best_epoch": trainer.current_epoch if val is None else keep_best.best_epoch + 1, "seconds": seconds,
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -179,25 +165,26 @@ def run_finetuning(cfg: DictConfig, run_dir: Path) -> dict:
     for name in ("metrics.json", ENCODER, HEAD):
         if (run_dir / name).exists():
             raise StrataError(f"{run_dir / name} already exists: an earlier result is never overwritten")
-    check_options(options)
-    seed = check_seed(resolved["seed"])
+    settings = check_options(options)
+    run = checked(resolved, FinetuneRunConfig, "", ignore_unknown=True)
+    seed = run.seed
     trainer, device = check_trainer(resolved["trainer"])
     trainer = {**trainer, "logger": StageLoggers(resolved.get("logger", CSV))}
-    pretrained = load_pretrained(resolved["pretrained"], options["mode"]) if resolved["pretrained"] else None
+    pretrained = load_pretrained(run.pretrained, settings.mode) if run.pretrained else None
     data = build_data(cfg)
-    sizes = layer_sizes(resolved["model"]["layers"])
-    encoder = build_encoder(options["mode"], data, pretrained, sizes, scratch_activations(resolved, len(sizes)),
-                            seed=seed, depth=options["depth"], source=f"pretrained={resolved['pretrained']}")
+    sizes = checked(resolved["model"], StackConfig, "model").layers
+    encoder = build_encoder(settings.mode, data, pretrained, sizes, scratch_activations(resolved, len(sizes)),
+                            seed=seed, depth=settings.depth, source=f"pretrained={run.pretrained}")
     subset = labeled_subset(data, data.labels, seed, data.val_from, data.val_fraction)
     print(f"data: {data.summary()}")
     model, metrics = finetune_once(data, encoder, options, trainer, seed=seed, log_dir=str(run_dir),
-                                   label=f"{options['mode']} labels={data.labels}", threads=resolved["threads"], subset=subset)
+                                   label=f"{settings.mode} labels={data.labels}", threads=run.threads, subset=subset)
     metrics = {"data": data.source_name(), "pretrained": resolved["pretrained"], "budget": data.labels, **metrics}
     if not is_global_zero():  # under DDP every rank holds the same model and metrics; rank 0 writes them
         return metrics
-    if resolved["save_encoder"]:
+    if run.save_encoder:
         save_classifier(model, run_dir, config=resolved, metrics=metrics)
     new_text_file(run_dir / "metrics.json", json.dumps(metrics, indent=2))  # last: a metrics.json is a whole result
-    print(f"{options['mode']}: {metrics['labels']} labels, {metrics['steps']} steps on {device}, validation {metrics['validation']}; "
+    print(f"{settings.mode}: {metrics['labels']} labels, {metrics['steps']} steps on {device}, validation {metrics['validation']}; "
           f"test accuracy {metrics['test']['accuracy']:.4f}, macro F1 {metrics['test']['f1_macro']:.4f}; {run_dir / 'metrics.json'}")
     return metrics

@@ -28,7 +28,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from pretrain import StrataError
 from pretrain.layers import reconstruction_loss
 from pretrain.optimizers import make_optimizer
 from pretrain.regularizers import corrupt
@@ -38,29 +37,6 @@ from .classifier import Classifier
 
 CORRUPTIONS = ("mask", "gaussian")
 WEIGHTS = ("reconstruction", "consistency", "balance", "adversarial")
-
-
-def check_unlabeled_options(options: dict) -> None:
-    """The `finetune.unlabeled` group, each field a clear error when out of range."""
-    expected = {"batch_size", "corruption", "noise", "radius", "xi", "rampup", *WEIGHTS}
-    if not isinstance(options, dict) or set(options) != expected:
-        raise StrataError(f"finetune.unlabeled={options!r} should have exactly the fields {', '.join(sorted(expected))}")
-    size = options["batch_size"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise StrataError(f"finetune.unlabeled.batch_size={size!r} is not a positive integer")
-    if options["corruption"] not in CORRUPTIONS:
-        raise StrataError(f"finetune.unlabeled.corruption={options['corruption']!r} is not one of {', '.join(CORRUPTIONS)}")
-    for key in ("noise", "radius", *WEIGHTS):
-        value = options[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-            raise StrataError(f"finetune.unlabeled.{key}={value!r} is not a number >= 0")
-    if not (isinstance(options["xi"], (int, float)) and not isinstance(options["xi"], bool) and 0 < options["xi"] < 1):
-        raise StrataError(f"finetune.unlabeled.xi={options['xi']!r} is not a probe norm in (0, 1), relative to the input's "
-                          "(a finite difference: keep it tiny)")
-    if isinstance(options["rampup"], bool) or not isinstance(options["rampup"], (int, float)) or not 0 <= options["rampup"] <= 1:
-        raise StrataError(f"finetune.unlabeled.rampup={options['rampup']!r} is not a fraction of the steps in [0, 1]")
-    if options["corruption"] == "mask" and not options["noise"] < 1:
-        raise StrataError(f"finetune.unlabeled.noise={options['noise']} is not a masking probability in [0, 1)")
 
 
 class SemiSupervisedClassifier(Classifier):

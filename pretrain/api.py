@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .config import epochs_for_steps, layer_options, layer_sizes, positive_int, positive_number
+from .config import epochs_for_steps, layer_options
 from .data import choose_scaling, fit_scaling
 from .errors import StrataError
+from .schema import layer_sizes, positive_int, positive_number
 from .options import group_option
 from .process import kept_random_state
 from .stack import DeepAutoencoder, pretrain_stack

@@ -15,9 +15,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .artifact import save_autoencoder
 from .checkpoint import RunCheckpoints
-from .codes import check_codes_options
-from .config import (build_data, check_seed, check_trainer, epochs_for_steps, layer_options, layer_sizes, positive_int,
-                     positive_number, to_dict)
+from .config import build_data, check_trainer, epochs_for_steps, layer_options, to_dict
 from .distributed import is_global_zero, wait_for_all
 from .errors import StrataError
 from .files import new_text_file, plain_name
@@ -25,6 +23,7 @@ from .elbo import negative_elbo
 from .layers import VariationalLayer
 from .loggers import CSV, StageLoggers
 from .pictures import save_pictures
+from .schema import PretrainConfig, StackConfig, checked
 from .stack import pretrain_stack
 from .training import meta_stack, threads_for
 
@@ -33,30 +32,16 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     """Pretrain as `cfg` says and write `<artifact>/`, `metrics.json` and (with `pictures: true`) the PNGs in
     `<artifact>_pictures/` into `run_dir`; returns the artifact path."""
     resolved = to_dict(cfg)
-    model = resolved["model"]
-    sizes = layer_sizes(model["layers"])
-    if model["epochs"] != "auto":
-        positive_int(model["epochs"], "model.epochs")
-    steps = positive_int(model["steps"], "model.steps") if model["epochs"] == "auto" else None
-    batch_size = positive_int(model["batch_size"], "model.batch_size")
-    end_to_end_epochs = positive_int(model["end_to_end_epochs"], "model.end_to_end_epochs", allow_zero=True)
-    end_to_end_lr = None if model["end_to_end_lr"] is None else positive_number(model["end_to_end_lr"], "model.end_to_end_lr")
-    options = layer_options(resolved["autoencoder"], model)
-    codes, codes_dtype = model.get("codes", "auto"), model.get("codes_dtype", "float32")
-    check_codes_options(codes, codes_dtype)
-    seed = check_seed(resolved["seed"])
-    threads = resolved.get("threads", "auto")
-    if threads not in ("auto", None) and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
-        raise StrataError(f"threads={threads!r} is not auto, null or a positive number of threads")
+    run = checked(resolved, PretrainConfig, "", ignore_unknown=True)  # the top-level fields; the groups follow
+    model = checked(resolved["model"], StackConfig, "model")
+    options = layer_options(resolved["autoencoder"], resolved["model"])
     trainer, device = check_trainer(resolved["trainer"])
     loggers = StageLoggers(resolved.get("logger", CSV))
     trainer = {**trainer, "logger": loggers}
-    artifact = run_dir / plain_name(resolved["artifact"], "artifact")
-    if not isinstance(resolved.get("pictures", False), bool):
-        raise StrataError(f"pictures={resolved['pictures']!r} is not true or false")
-    pictures = run_dir / f"{artifact.name}_pictures" if resolved.get("pictures", False) else None
-    resume = resolved.get("resume")
-    if resume is not None and (not isinstance(resume, str) or Path(resume).resolve() != run_dir.resolve()):
+    artifact = run_dir / plain_name(run.artifact, "artifact")
+    pictures = run_dir / f"{artifact.name}_pictures" if run.pictures else None
+    resume = run.resume
+    if resume is not None and Path(resume).resolve() != run_dir.resolve():
         raise StrataError(f"resume={resume!r}: a run resumes in its own directory, but this one's is {run_dir} "
                           "(give resume=<run dir> without hydra.run.dir, and not in a multirun)")
     earlier = [path for path in (artifact, run_dir / "metrics.json", pictures) if path is not None and path.exists()]
@@ -64,18 +49,20 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
         raise StrataError(f"{', '.join(map(str, earlier))}: an earlier run's results are never overwritten "
                           f"({'the run has finished' if resume else 'choose another hydra.run.dir'})")
     checkpoints = RunCheckpoints(run_dir, resolved, resume=resume is not None)
+    seed = run.seed
     pl.seed_everything(seed, workers=True, verbose=False)
     data = build_data(cfg)
     if is_global_zero():
         print(f"data: {data.summary()}")
-    epochs = model["epochs"] if steps is None else epochs_for_steps(steps, len(data.unlabeled()), batch_size)
-    with threads_for(meta_stack([data.input_dim, *sizes]), threads):  # the library leaves torch's thread count as it found it
+    epochs = model.epochs if model.epochs != "auto" else epochs_for_steps(model.steps, len(data.unlabeled()), model.batch_size)
+    sizes = model.layers
+    with threads_for(meta_stack([data.input_dim, *sizes]), run.threads):  # the library leaves torch's thread count as it found it
         try:
             result = pretrain_stack(
-                data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs, batch_size=batch_size,
-                trainer_options=trainer, seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr,
-                log_dir=str(run_dir), checkpoints=checkpoints, codes=codes,
-                codes_dir=run_dir / "codes", codes_dtype=codes_dtype)
+                data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs, batch_size=model.batch_size,
+                trainer_options=trainer, seed=seed, end_to_end_epochs=model.end_to_end_epochs, end_to_end_lr=model.end_to_end_lr,
+                log_dir=str(run_dir), checkpoints=checkpoints, codes=model.codes,
+                codes_dir=run_dir / "codes", codes_dtype=model.codes_dtype)
         except SIGTERMException:
             if is_global_zero():
                 print(f"the finished layers and the last finished epoch are checkpointed: resume with resume={run_dir}", file=sys.stderr)

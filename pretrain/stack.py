@@ -149,41 +149,66 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
         greedy_codes.close()
 
 
+@dataclass
+class Stages:
+    """How every stage of a stack is trained: the trainer's settings, the logs, the checkpoints and the batches.
+
+    `fit` trains one module (a greedy layer, or the whole model end to end) and returns what the run records of
+    it; with checkpoints, a resumed stage goes on from its last finished epoch."""
+
+    trainer_options: dict | None
+    log_dir: str | None
+    checkpoints: RunCheckpoints | NoCheckpoints
+    batch_size: int
+
+    def fit(self, module: pl.LightningModule, inputs, epochs: int, stage: str, label: str, seed: int):
+        """(the record of the stage, `inputs` where it trained: on the trainer's device, where they stay)."""
+        ckpt_path = self.checkpoints.resume_from(stage, module)
+        trainer = make_trainer(self.trainer_options, epochs, label, self.log_dir, self.checkpoints.log_version(stage),
+                               **self.checkpoints.trainer_args(stage))
+        inputs = on_trainer_device(inputs, trainer)
+        started = time.perf_counter()
+        loader = BatchLoader(inputs, batch_size=self.batch_size, seed=seed)
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
+        seconds = time.perf_counter() - started
+        release(module, loader)
+        start = self.checkpoints.started_at(stage)  # > 0: resumed at this epoch, and `seconds` covers the epochs after it
+        record = {"recon_per_epoch": module.history, "recon": module.history[-1] if module.history else None,
+                  "seconds": seconds}
+        if stage != "end_to_end":
+            record["samples_per_second"] = (epochs - start) * len(inputs) / seconds if seconds else None
+        return {**record, **({"resumed_at_epoch": start} if start else {}), **module.curve_metrics()}, inputs
+
+
+def new_layer(options: dict, inputs, n_hidden: int, init_seed: int) -> Layer:
+    """A layer of `options["kind"]`; `loss="auto"` is binary cross-entropy for inputs in [0, 1], else squared error."""
+    options = dict(options)
+    layer_class = LAYER_KINDS[options.pop("kind", "deterministic")]
+    if options.get("loss", "auto") == "auto":
+        options["loss"] = "bce" if in_unit_interval(inputs) else "mse"
+    return layer_class(inputs.shape[1], n_hidden, init_seed=init_seed, **options)
+
+
 def _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_size, trainer_options, seed,
                     end_to_end_epochs, end_to_end_lr, log_dir, checkpoints, greedy_codes) -> StackResult:
+    stages = Stages(trainer_options, log_dir, checkpoints, batch_size)
     preprocess = Preprocess(shift, scale)
     inputs, layers, per_layer = preprocessed(x_raw, preprocess), [], []  # each layer's inputs are freed once its codes exist
     for k, (n_hidden, options) in enumerate(zip(sizes, stack_layer_options(layer_options, len(sizes)))):
         # corruption noise and sampling draw from torch's global generator, seeded for each stage: same seed, same
         # run, and a resumed stage draws what it would have drawn in an uninterrupted run
         torch.manual_seed(seed * 1000 + k)
-        options = dict(options)
-        layer_class = LAYER_KINDS[options.pop("kind", "deterministic")]
-        if options.get("loss", "auto") == "auto":
-            options["loss"] = "bce" if in_unit_interval(inputs) else "mse"
-        layer = layer_class(inputs.shape[1], n_hidden, init_seed=seed * 1000 + k, **options)
+        layer = new_layer(options, inputs, n_hidden, init_seed=seed * 1000 + k)
         stage = f"layer{k + 1}"
         finished = checkpoints.finished(stage, layer)  # a resumed run loads a finished layer instead of training it
         if finished is None:
             label = f"layer {k + 1}/{len(sizes)} ({inputs.shape[1]}->{n_hidden}, {layer.loss_kind})"
-            ckpt_path = checkpoints.resume_from(stage, layer)  # a resumed run continues a stage that was in training
-            trainer = make_trainer(trainer_options, epochs, label, log_dir, checkpoints.log_version(stage), **checkpoints.trainer_args(stage))
-            inputs = on_trainer_device(inputs, trainer)  # the data and the greedy codes stay on the device
-            started = time.perf_counter()
-            loader = BatchLoader(inputs, batch_size=batch_size, seed=seed * 1000 + k)
-            trainer.fit(layer, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
-            seconds = time.perf_counter() - started
-            release(layer, loader)
-            start = checkpoints.started_at(stage)  # > 0: resumed at this epoch, and `seconds` covers the epochs after it
-            finished = {"layer": k + 1, "n_in": inputs.shape[1], "n_hidden": n_hidden, "loss": layer.loss_kind,
-                        "recon_per_epoch": layer.history, "recon": layer.history[-1] if layer.history else None,
-                        "seconds": seconds, "samples_per_second": (epochs - start) * len(inputs) / seconds if seconds else None,
-                        **({"resumed_at_epoch": start} if start else {}),
-                        **layer.curve_metrics()}
+            record, inputs = stages.fit(layer, inputs, epochs, stage, label, seed=seed * 1000 + k)
+            finished = {"layer": k + 1, "n_in": inputs.shape[1], "n_hidden": n_hidden, "loss": layer.loss_kind, **record}
             checkpoints.save_finished(stage, layer, finished)
         per_layer.append(finished)
         if k + 1 < len(sizes):  # the top layer's codes feed nothing here
-            inputs = greedy_codes(layer.to(on_device(inputs)), inputs, encode_in_chunks, f"layer{k + 1}")
+            inputs = greedy_codes(layer.to(on_device(inputs)), inputs, encode_in_chunks, stage)
             layer.cpu()  # (Lightning moves a fitted module to the CPU; the codes are computed where the inputs are)
         layers.append(layer)
 
@@ -194,19 +219,9 @@ def _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_siz
         metrics["codes"] = {"placed": greedy_codes.placed, "dtype": str(greedy_codes.dtype)}
     if end_to_end_epochs > 0:
         torch.manual_seed(seed * 1000 + len(sizes))
-        # a generative top trains the whole model with its own objective (the ELBO; the adversarial game)
-        module = layers[-1].end_to_end(model)
-        ckpt_path = checkpoints.resume_from("end_to_end", module)
-        trainer = make_trainer(trainer_options, end_to_end_epochs, f"end-to-end ({len(sizes)} layers)", log_dir,
-                               checkpoints.log_version("end_to_end"), **checkpoints.trainer_args("end_to_end"))
-        started = time.perf_counter()
-        x = on_trainer_device(preprocessed(x_raw, preprocess), trainer)  # again: cheaper than keeping a copy through the greedy stage
-        loader = BatchLoader(x, batch_size=batch_size, seed=seed * 1000 + len(sizes))
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
-        start = checkpoints.started_at("end_to_end")
-        metrics["end_to_end"] = {"recon_per_epoch": module.history, "recon": module.history[-1] if module.history else None,
-                                 "seconds": time.perf_counter() - started, **({"resumed_at_epoch": start} if start else {}),
-                                 **module.curve_metrics()}
-        release(module, loader)
+        module = layers[-1].end_to_end(model)  # a generative top trains the whole model with its own objective
+        x = preprocessed(x_raw, preprocess)  # again: cheaper than keeping a copy through the greedy stage
+        metrics["end_to_end"], _ = stages.fit(module, x, end_to_end_epochs, "end_to_end",
+                                              f"end-to-end ({len(sizes)} layers)", seed=seed * 1000 + len(sizes))
     model.eval()
     return StackResult(model, metrics)

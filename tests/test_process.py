@@ -31,7 +31,7 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 def test_importing_the_packages_changes_nothing_in_the_process():
     done = run_python("""
         before = state()
-        import pretrain, finetune, finetune.compare, pretrain.cli, pretrain.__main__, finetune.__main__
+        import pretrain, finetune, finetune.grid, pretrain.cli, pretrain.__main__, finetune.__main__
         assert state() == before, (before, state())
         print("unchanged")
     """)

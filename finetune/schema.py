@@ -1,0 +1,87 @@
+"""Typed schemas of fine-tuning's config: the `finetune` group (with `finetune.unlabeled`, mode semisup's costs) and
+the top-level fields of `python -m finetune`. What each field may be; conf/finetune/default.yaml holds the values.
+See pretrain.schema for how a section is checked."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional  # noqa: UP035 - OmegaConf reads these
+
+from pretrain import StrataError
+from pretrain.schema import (POSITIVE_INT, SEED, checked, is_count, is_number, is_seed, one_of, register, spec,
+                             threads_field)
+
+from .classifier import HEADS, MODES, SCHEDULES
+from .semisupervised import CORRUPTIONS
+AT_LEAST_0 = "a number >= 0"
+
+
+def at_least_0():
+    return spec(AT_LEAST_0, lambda v: is_number(v, allow_low=True))
+
+
+@dataclass
+class UnlabeledConfig:
+    """`finetune.unlabeled`: mode semisup's unlabeled batch and the weights of its costs (finetune/semisupervised.py)."""
+
+    batch_size: int = spec(POSITIVE_INT, is_count)
+    corruption: str = spec(f"one of {', '.join(CORRUPTIONS)}", one_of(*CORRUPTIONS))
+    noise: float = at_least_0()
+    reconstruction: float = at_least_0()
+    consistency: float = at_least_0()
+    balance: float = at_least_0()
+    adversarial: float = at_least_0()
+    radius: float = at_least_0()
+    xi: float = spec("a probe norm in (0, 1), relative to the input's (a finite difference: keep it tiny)",
+                     lambda v: 0 < v < 1)
+    rampup: float = spec("a fraction of the steps in [0, 1]", lambda v: 0 <= v <= 1)
+
+    def __post_init__(self):
+        if self.corruption == "mask" and not self.noise < 1:
+            raise StrataError(f"finetune.unlabeled.noise={self.noise} is not a masking probability in [0, 1)")
+
+
+@dataclass
+class FinetuneConfig:
+    """The `finetune` group: how the classifier is built and trained on the labeled subset."""
+
+    mode: str = spec(f"one of {', '.join(MODES)}", one_of(*MODES))
+    depth: Optional[int] = spec("null or a positive integer", lambda v: v is None or is_count(v))
+    frozen_layers: int = spec(POSITIVE_INT, is_count)
+    head: str = spec(f"one of {', '.join(HEADS)}", one_of(*HEADS))
+    head_hidden: int = spec(POSITIVE_INT, is_count)
+    dropout: float = spec("a probability in [0, 1)", lambda v: 0 <= v < 1)
+    input_dropout: float = spec("a probability in [0, 1)", lambda v: 0 <= v < 1)
+    optimizer: str = spec("an optimizer name")  # checked by pretrain.optimizers.make_optimizer
+    lr: float = spec("a number > 0", is_number)
+    encoder_lr_scale: float = at_least_0()
+    weight_decay: float = at_least_0()
+    schedule: str = spec(f"one of {', '.join(SCHEDULES)}", one_of(*SCHEDULES))
+    batch_size: int = spec(POSITIVE_INT, is_count)
+    steps: int = spec(POSITIVE_INT, is_count)
+    epochs: int = spec(POSITIVE_INT, is_count)
+    patience: Optional[int] = spec(f"null or {POSITIVE_INT}", lambda v: v is None or is_count(v))
+    unlabeled: UnlabeledConfig = spec("the unlabeled batch's options")
+
+    def __post_init__(self):
+        if self.steps % self.epochs:
+            raise StrataError(f"finetune.steps={self.steps} is not a multiple of finetune.epochs={self.epochs} "
+                              "(the steps are cut into that many epochs of equal length)")
+
+
+@dataclass
+class FinetuneRunConfig:
+    """The top-level fields of `python -m finetune` (the groups have schemas of their own)."""
+
+    seed: int = spec(SEED, is_seed)
+    pretrained: Optional[str] = spec("null or an artifact folder")
+    save_encoder: bool = spec("true or false")
+    threads: Any = threads_field()
+
+
+def check_options(options: dict) -> FinetuneConfig:
+    """The `finetune` group, typed, each field a one-line error naming it when out of range."""
+    return checked(options, FinetuneConfig, "finetune")
+
+
+register("finetune", "default", FinetuneConfig)
+register("finetune", "run", FinetuneRunConfig)
