@@ -91,7 +91,7 @@ def fit(model, x, y, mode: str = "unfrozen", *, x_val=None, y_val=None, x_unlabe
     shift, scale = fit_scaling(inputs, "standard") if model is None else (None, None)
     data = Arrays(inputs, labels, classes, *(val or (inputs, labels)), unlabeled, shift, scale)
     if model is None and (mode != "scratch" or not layers):
-        raise StrataError(f"model=None: only mode='scratch' trains without a pretrained model, and it needs layers=[...]")
+        raise StrataError("model=None: only mode='scratch' trains without a pretrained model, and it needs layers=[...]")
     encoder = build_encoder(mode, data, model, list(layers or []), ["relu"] * len(layers or []), seed, depth=settings["depth"],
                             source="model")
     subset = LabeledSubset((inputs, labels), val, "x_val, y_val" if val is not None else "none (the last step)")

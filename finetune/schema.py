@@ -16,7 +16,7 @@ AT_LEAST_0 = "a number >= 0"
 
 
 def at_least_0():
-    return spec(AT_LEAST_0, lambda v: is_number(v, allow_low=True))
+    return spec(AT_LEAST_0, lambda v: is_number(v, allow_zero=True))
 
 
 @dataclass

@@ -17,8 +17,8 @@ from .data import ArrayDataModule
 from .distributed import check_launch
 from .errors import StrataError
 from .layers import LAYER_KINDS
-from .optimizers import MODEL_FIELDS, OPTIMIZERS
-from .schema import checked, given, layer_schema, positive_number, require
+from .optimizers import MODEL_FIELDS
+from .schema import StackConfig, checked, checked_field, given, layer_schema
 from .training import device_name, make_trainer
 
 
@@ -95,9 +95,8 @@ def layer_options(autoencoder: dict, model: dict) -> dict:
         options["below"] = layer_fields(autoencoder["below"], "autoencoder.below")
     elif "below" in autoencoder:
         options["below"] = autoencoder["below"]
-    options["optimizer"] = require(model["optimizer"], "model.optimizer", f"one of {', '.join(OPTIMIZERS)}", lambda v: v in OPTIMIZERS)
-    options["lr"] = positive_number(model["lr"], "model.lr")
-    options["weight_decay"] = positive_number(model["weight_decay"], "model.weight_decay", allow_zero=True)
+    for key in MODEL_FIELDS:  # the layers' optimizer settings, as the model group's schema checks them
+        options[key] = checked_field(StackConfig, key, model[key], "model")
     return options
 
 

@@ -9,6 +9,7 @@ for configs of one's own to extend (`defaults: [/schema/model/stack]`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import types
@@ -32,8 +33,6 @@ SEED_RANGE = 2**32  # numpy's and Lightning's seeds
 
 def spec(expect: str, check: Callable[[Any], bool] | None = None, default=MISSING):
     """A schema field: `expect` completes "<field>=<value> is not ..."; `check` is its range, on the typed value."""
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata={"expect": expect, "check": check})
     return dataclasses.field(default=default, metadata={"expect": expect, "check": check})
 
 
@@ -42,9 +41,9 @@ def is_count(value, allow_zero: bool = False) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= (0 if allow_zero else 1)
 
 
-def is_number(value, low: float = 0.0, allow_low: bool = False) -> bool:
+def is_number(value, allow_zero: bool = False) -> bool:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return ok and (value >= low if allow_low else value > low)
+    return ok and (value >= 0 if allow_zero else value > 0)
 
 
 def is_layer_sizes(value) -> bool:
@@ -86,12 +85,26 @@ def positive_int(value, field: str, allow_zero: bool = False) -> int:
 
 
 def positive_number(value, field: str, allow_zero: bool = False) -> float:
-    return float(require(value, field, NON_NEGATIVE if allow_zero else POSITIVE, lambda v: is_number(v, allow_low=allow_zero)))
+    return float(require(value, field, NON_NEGATIVE if allow_zero else POSITIVE, lambda v: is_number(v, allow_zero)))
 
 
 def layer_sizes(value, field: str = "model.layers") -> list[int]:
     """A non-empty list of positive integers (one integer is a list of one)."""
     return list(require([value] if is_count(value) else value, field, LAYER_SIZES, is_layer_sizes))
+
+
+def checked_field(schema: type, name: str, value, where: str):
+    """One field of `schema`, typed and in range (`checked` applies this to each field of a section)."""
+    f = next(f for f in dataclasses.fields(schema) if f.name == name)
+    typed = OmegaConf.structured(schema)
+    try:
+        typed[name] = value
+    except ValidationError:
+        raise fail(f"{where}.{name}" if where else name, value, f.metadata["expect"]) from None
+    check = f.metadata.get("check")
+    if check is not None and not check(typed[name]):
+        raise fail(f"{where}.{name}" if where else name, value, f.metadata["expect"])
+    return typed[name]
 
 
 def checked(section: Mapping, schema: type[T], where: str, unknown: Callable[[str], str] | None = None,
@@ -115,14 +128,8 @@ def checked(section: Mapping, schema: type[T], where: str, unknown: Callable[[st
         value = section[name]
         if dataclasses.is_dataclass(hints[name]):  # a nested group (finetune.unlabeled)
             typed[name] = checked(value, hints[name], f"{prefix}{name}")
-            continue
-        try:
-            typed[name] = value
-        except ValidationError:
-            raise fail(f"{prefix}{name}", value, f.metadata["expect"]) from None
-        check = f.metadata.get("check")
-        if check is not None and not check(typed[name]):
-            raise fail(f"{prefix}{name}", value, f.metadata["expect"])
+        else:
+            typed[name] = checked_field(schema, name, value, where)
     return OmegaConf.to_object(typed)
 
 
@@ -142,7 +149,7 @@ class StackConfig:
     batch_size: int = spec(POSITIVE_INT, is_count)
     optimizer: str = spec(f"one of {', '.join(OPTIMIZERS)}", one_of(*OPTIMIZERS))
     lr: float = spec(POSITIVE, is_number)
-    weight_decay: float = spec(NON_NEGATIVE, lambda v: is_number(v, allow_low=True))
+    weight_decay: float = spec(NON_NEGATIVE, lambda v: is_number(v, allow_zero=True))
     end_to_end_epochs: int = spec(NON_NEGATIVE_INT, lambda v: is_count(v, allow_zero=True))
     end_to_end_lr: Optional[float] = spec("null or a positive number", lambda v: v is None or is_number(v))
     codes: str = spec(f"one of {', '.join(CODES)}", one_of(*CODES), default="auto")
@@ -170,6 +177,7 @@ TYPE_NAMES = {bool: "true or false", float: "a number", int: "an integer", str: 
 NOT_OPTIONS = ("self", "n_in", "n_hidden", "init_seed", "optimizer", "lr", "weight_decay")  # the model group sets these
 
 
+@functools.cache
 def layer_schema(cls) -> type:
     """A dataclass of the keyword arguments a layer class takes (following `**options` up to its base classes), typed
     as they are annotated: the class's signature is the one statement of its options."""

@@ -161,8 +161,10 @@ class Stages:
     checkpoints: RunCheckpoints | NoCheckpoints
     batch_size: int
 
-    def fit(self, module: pl.LightningModule, inputs, epochs: int, stage: str, label: str, seed: int):
-        """(the record of the stage, `inputs` where it trained: on the trainer's device, where they stay)."""
+    def fit(self, module: pl.LightningModule, inputs, epochs: int, stage: str, label: str, seed: int,
+            throughput: bool = True):
+        """(the record of the stage, with its samples per second if `throughput`; `inputs` where it trained: on the
+        trainer's device, where they stay)."""
         ckpt_path = self.checkpoints.resume_from(stage, module)
         trainer = make_trainer(self.trainer_options, epochs, label, self.log_dir, self.checkpoints.log_version(stage),
                                **self.checkpoints.trainer_args(stage))
@@ -175,7 +177,7 @@ class Stages:
         start = self.checkpoints.started_at(stage)  # > 0: resumed at this epoch, and `seconds` covers the epochs after it
         record = {"recon_per_epoch": module.history, "recon": module.history[-1] if module.history else None,
                   "seconds": seconds}
-        if stage != "end_to_end":
+        if throughput:
             record["samples_per_second"] = (epochs - start) * len(inputs) / seconds if seconds else None
         return {**record, **({"resumed_at_epoch": start} if start else {}), **module.curve_metrics()}, inputs
 
@@ -222,6 +224,7 @@ def _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_siz
         module = layers[-1].end_to_end(model)  # a generative top trains the whole model with its own objective
         x = preprocessed(x_raw, preprocess)  # again: cheaper than keeping a copy through the greedy stage
         metrics["end_to_end"], _ = stages.fit(module, x, end_to_end_epochs, "end_to_end",
-                                              f"end-to-end ({len(sizes)} layers)", seed=seed * 1000 + len(sizes))
+                                              f"end-to-end ({len(sizes)} layers)", seed=seed * 1000 + len(sizes),
+                                              throughput=False)
     model.eval()
     return StackResult(model, metrics)
