@@ -163,19 +163,23 @@ def run(folder: Path, out: Path, split: str, overrides: list[str], seeds: list[i
 
 
 def summary_table(results: dict, split: str, modes: list[str]) -> str:
-    """Accuracy (%) per set and budget: strata's modes, the best baseline, and the two comparisons of the targets."""
+    """Accuracy (%) per set and budget: strata's modes, the best baseline, and the two comparisons of the targets.
+
+    With several seeds a cell holds the mean over them +/- their standard deviation, and the comparisons are made on
+    the means (the targets ask for the mean of several seeds)."""
     lines = [f"| set | labels | {' | '.join(modes)} | best baseline | pretrained > scratch | best strata > best baseline |",
              "|---|---|" + "---|" * (len(modes) + 3)]
     pretrained = [m for m in modes if m != "scratch"]
     wins, beats, cells, means = {m: 0 for m in pretrained}, 0, 0, {m: [] for m in modes}
     for name, rows in results.items():
         for budget in dict.fromkeys(r["budget"] for r in rows):
-            acc = {}
+            runs = {}
             for r in rows:
                 if r["budget"] == budget:
-                    acc.setdefault(r["mode"], []).append(r["test_accuracy"])
+                    runs.setdefault(r["mode"], []).append(r["test_accuracy"])
             # rounded: strata's accuracies come through float32, the baselines' in float64, and a tie must stay one
-            acc = {m: round(100 * float(np.mean(v)), 4) for m, v in acc.items()}
+            acc = {m: round(100 * float(np.mean(v)), 4) for m, v in runs.items()}
+            spread = {m: f" +/- {100 * np.std(v, ddof=1):.2f}" if len(v) > 1 else "" for m, v in runs.items()}
             base_name = max((m for m in acc if m not in MODES), key=acc.get, default=None)
             base = acc.get(base_name, float("nan"))
             best = max(acc[m] for m in modes)
@@ -186,8 +190,8 @@ def summary_table(results: dict, split: str, modes: list[str]) -> str:
                 wins[m] += 1
             for m in modes:
                 means[m].append(acc[m])
-            lines.append(f"| {name} | {budget} | " + " | ".join(f"{acc[m]:.2f}" for m in modes)
-                         + f" | {base:.2f} ({base_name}) | {', '.join(better) or 'none'} | "
+            lines.append(f"| {name} | {budget} | " + " | ".join(f"{acc[m]:.2f}{spread[m]}" for m in modes)
+                         + f" | {base:.2f}{spread.get(base_name, '')} ({base_name}) | {', '.join(better) or 'none'} | "
                          + ("yes" if best > base else "**no**") + " |")
     lines += ["", f"Mean over the {cells} cells ({split} splits): " + ", ".join(f"{m} {np.mean(v):.2f}" for m, v in means.items())
               + "; cells where the mode beats scratch: " + ", ".join(f"{m} {n}" for m, n in wins.items())

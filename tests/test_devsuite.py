@@ -24,3 +24,14 @@ def test_the_table_counts_wins_and_a_float32_tie_is_no_win():
     assert lines[2] == "| a | 20 | 50.00 | 60.00 | 40.00 | 92.11 | 92.11 (logreg) | frozen, semisup | **no** |"
     assert lines[3] == "| a | 100 | 70.00 | 60.00 | 80.00 | 90.00 | 88.00 (svm) | unfrozen, semisup | yes |"
     assert "frozen 1, unfrozen 1, semisup 2" in table and "best mode beats the best baseline: 1." in table
+
+
+def test_several_seeds_give_the_mean_and_its_spread_and_compare_the_means():
+    results = {"a": [{"budget": 100, "seed": s, "mode": m, "test_accuracy": a}
+                     for s, accuracies in enumerate([dict(scratch=0.70, frozen=0.60, unfrozen=0.74, semisup=0.80, svm=0.78),
+                                                     dict(scratch=0.76, frozen=0.70, unfrozen=0.74, semisup=0.74, svm=0.76)])
+                     for m, a in accuracies.items()]}
+    line = devsuite.summary_table(results, "test", devsuite.MODES).splitlines()[2]
+    # scratch 73 +/- 4.24; unfrozen 74 beats it on the mean; semisup's mean 77 beats the svm's 77 by nothing: a tie
+    assert line == ("| a | 100 | 73.00 +/- 4.24 | 65.00 +/- 7.07 | 74.00 +/- 0.00 | 77.00 +/- 4.24 | 77.00 +/- 1.41 (svm) "
+                    "| unfrozen, semisup | **no** |")
