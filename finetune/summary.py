@@ -23,6 +23,12 @@ def summarize(rows: list[dict], column: str = "test_accuracy") -> dict:
     return out
 
 
+def mean_spread(values) -> str:
+    """Figures over seeds as a table prints them: "mean +/- std" (ddof=1), or the mean alone for a single seed."""
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():.2f} +/- {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values.mean():.2f}"
+
+
 def ordered(summary: dict) -> tuple[list, list]:
     """The budgets of a summary by their number of labels, and its modes in the order of MODES."""
     budgets = sorted({b for b, _ in summary}, key=lambda b: min(v[0] for (bb, _), v in summary.items() if bb == b))

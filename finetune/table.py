@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from finetune.baselines import BASELINES, run_baselines
 from finetune.grid import run_comparison
 from finetune.report import protocol
+from finetune.summary import mean_spread
 from pretrain import run_pretraining
 from pretrain.cli import strata_main
 from pretrain.config import CONF_DIR, build_data, to_dict
@@ -52,8 +53,7 @@ def error_table(rows: list[dict], budgets: list, published: bool = True) -> str:
     budget) and, where the runs validated on a labeled pool, under the classic one (the epoch the pool chose); the
     baselines (scikit-learn's defaults, no validation); the published figures."""
     def cell(values):
-        err = 100 * (1 - np.array(values, dtype=float))
-        return f"{err.mean():.2f} +/- {err.std(ddof=1):.2f}" if len(err) > 1 else f"{err.mean():.2f}"
+        return mean_spread(100 * (1 - np.array(values, dtype=float)))
 
     def line(name, values_of):
         return f"| {name} | " + " | ".join(values_of(b) for b in budgets) + " |"

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from finetune.baselines import run_baselines  # noqa: E402
 from finetune.grid import run_comparison  # noqa: E402
+from finetune.summary import mean_spread  # noqa: E402
 from pretrain.files import new_file  # noqa: E402
 from pretrain import run_pretraining  # noqa: E402
 from pretrain.config import CONF_DIR, build_data  # noqa: E402
@@ -179,7 +180,6 @@ def summary_table(results: dict, split: str, modes: list[str]) -> str:
                     runs.setdefault(r["mode"], []).append(r["test_accuracy"])
             # rounded: strata's accuracies come through float32, the baselines' in float64, and a tie must stay one
             acc = {m: round(100 * float(np.mean(v)), 4) for m, v in runs.items()}
-            spread = {m: f" +/- {100 * np.std(v, ddof=1):.2f}" if len(v) > 1 else "" for m, v in runs.items()}
             base_name = max((m for m in acc if m not in MODES), key=acc.get, default=None)
             base = acc.get(base_name, float("nan"))
             best = max(acc[m] for m in modes)
@@ -190,8 +190,8 @@ def summary_table(results: dict, split: str, modes: list[str]) -> str:
                 wins[m] += 1
             for m in modes:
                 means[m].append(acc[m])
-            lines.append(f"| {name} | {budget} | " + " | ".join(f"{acc[m]:.2f}{spread[m]}" for m in modes)
-                         + f" | {base:.2f}{spread.get(base_name, '')} ({base_name}) | {', '.join(better) or 'none'} | "
+            lines.append(f"| {name} | {budget} | " + " | ".join(mean_spread(100 * np.array(runs[m])) for m in modes)
+                         + f" | {mean_spread(100 * np.array(runs[base_name])) if base_name else 'nan'} ({base_name}) | {', '.join(better) or 'none'} | "
                          + ("yes" if best > base else "**no**") + " |")
     lines += ["", f"Mean over the {cells} cells ({split} splits): " + ", ".join(f"{m} {np.mean(v):.2f}" for m, v in means.items())
               + "; cells where the mode beats scratch: " + ", ".join(f"{m} {n}" for m, n in wins.items())
