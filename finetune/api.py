@@ -62,7 +62,7 @@ def fit(model, x, y, mode: str = "unfrozen", *, x_val=None, y_val=None, x_unlabe
     mode="scratch" with `layers=[...]`) on the labeled rows (x, y) and return the classifier.
 
     `mode`: scratch, frozen, unfrozen, partial, semisup (which also learns from `x_unlabeled`, default x, and
-    needs the whole autoencoder). `**options` override conf/finetune/default.yaml (steps=500, lr=1e-3,
+    needs the whole autoencoder), ladder (a Ladder network on the encoder, also learning from `x_unlabeled`). `**options` override conf/finetune/default.yaml (steps=500, lr=1e-3,
     head="mlp", unlabeled={"consistency": 0.5}, ...). The result's `metrics` hold the run's (`val` with x_val).
     """
     defaults = group_option("finetune", "default")
@@ -71,7 +71,7 @@ def fit(model, x, y, mode: str = "unfrozen", *, x_val=None, y_val=None, x_unlabe
     if unknown:
         raise StrataError(f"{unknown[0]} is not a fine-tuning option (its options: {', '.join(sorted(defaults))}, layers)")
     settings = {**defaults, **options, "mode": mode,
-                "unlabeled": {**defaults["unlabeled"], **(options.get("unlabeled") or {})}}
+                **{group: {**defaults[group], **(options.get(group) or {})} for group in ("unlabeled", "ladder")}}
     inputs, _ = as_inputs(x)
     classes, labels = label_indices(y, len(inputs))
     val = None

@@ -6,6 +6,7 @@ Modes:
     unfrozen  pretrained encoder and head trained together
     partial   the lowest `frozen_layers` encoder layers fixed, the rest trained
     semisup   unfrozen, and the encoder keeps denoising the unlabeled inputs (finetune/semisupervised.py)
+    ladder    the pretrained encoder and a linear head trained as a Ladder network (finetune/ladder.py)
 
 The encoder's learning rate is `lr * encoder_lr_scale` (discriminative rates); the head's is `lr`.
 """
@@ -30,7 +31,8 @@ from pretrain.optimizers import make_optimizer
 
 from .metrics import classification_metrics
 
-MODES = ("scratch", "frozen", "unfrozen", "partial", "semisup")
+MODES = ("scratch", "frozen", "unfrozen", "partial", "semisup", "ladder")
+PLAIN_MODES = MODES[:4]  # the others have classes of their own
 HEADS = ("linear", "mlp")
 SCHEDULES = ("constant", "cosine")
 ENCODER, HEAD = "encoder", "head.safetensors"  # what a fine-tuning run directory holds beside metrics.json
@@ -50,8 +52,8 @@ class Classifier(pl.LightningModule):
                  optimizer: str = "adam", lr: float = 1e-3, encoder_lr_scale: float = 1.0, weight_decay: float = 0.0,
                  schedule: str = "constant", classes: list | None = None):
         super().__init__()
-        if mode not in MODES or mode == "semisup":  # semisup: SemiSupervisedClassifier
-            raise StrataError(f"finetune.mode={mode!r} is not one of {', '.join(MODES[:-1])}")
+        if mode not in PLAIN_MODES:  # semisup: SemiSupervisedClassifier, ladder: LadderClassifier
+            raise StrataError(f"finetune.mode={mode!r} is not one of {', '.join(PLAIN_MODES)}")
         depth = len(encoder.layers)
         if mode == "partial" and not 1 <= frozen_layers < depth:
             raise StrataError(f"finetune.mode=partial needs 1 <= finetune.frozen_layers < {depth} (the encoder's depth), got {frozen_layers}")

@@ -23,7 +23,7 @@ class AutoencoderClassifier(ClassifierMixin, BaseEstimator):
         pretrained: an artifact folder to start from instead of pretraining on X.
         layers, autoencoder, pretrain_epochs, pretrain_steps, autoencoder_options: the pretraining
             (`pretrain.fit`: layers, autoencoder variant, epochs per layer or "auto", steps, variant overrides).
-        mode: scratch, frozen, unfrozen, partial, semisup.
+        mode: scratch, frozen, unfrozen, partial, semisup, ladder.
         steps, lr, head, finetune_options: the fine-tuning (`finetune.fit`; None: the config's default).
         random_state: the seed of both stages. accelerator: "auto" (a GPU where there is one) or "cpu", "gpu".
 

@@ -25,6 +25,7 @@ from pretrain.training import make_trainer, threads_for
 from .batches import PairedBatches, StepBatches
 from .classifier import ENCODER, HEAD, MODES, Classifier, save_classifier
 from .labels import LabeledSubset, labeled_subset
+from .ladder import LadderClassifier
 from .metrics import evaluate
 from .schema import FinetuneConfig, FinetuneRunConfig, check_options
 from .semisupervised import WEIGHTS, SemiSupervisedClassifier
@@ -101,7 +102,8 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
 
     `options` holds the `finetune` config group: mode, head, optimiser and schedule. `encoder` comes from
     `build_encoder` (for mode semisup, the whole autoencoder). With a validation split, the result is the best
-    epoch's weights, and `test_last` is the last step's; without one, the result is the last step's.
+    epoch's weights, and `test_last` is the last step's; without one, the result is the last step's. Mode ladder's
+    result is its evaluation pass as a plain Classifier (LadderClassifier.folded).
     """
     settings: FinetuneConfig = check_options(options)
     if subset is None:
@@ -113,7 +115,11 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
                   input_dropout=settings.input_dropout, optimizer=settings.optimizer, lr=settings.lr,
                   encoder_lr_scale=settings.encoder_lr_scale, weight_decay=settings.weight_decay, schedule=settings.schedule,
                   classes=data.classes)
-    if settings.mode == "semisup":
+    if settings.mode == "ladder":
+        model = LadderClassifier(encoder, data.num_classes, noise=settings.ladder.noise, weights=list(settings.ladder.weights), **common)
+        train_loader = PairedBatches(x_train, y_train, data.unlabeled(), settings.batch_size, settings.unlabeled.batch_size,
+                                     steps_per_epoch, seed)
+    elif settings.mode == "semisup":
         unlabeled = settings.unlabeled
         prior = torch.bincount(y_train, minlength=data.num_classes)
         model = SemiSupervisedClassifier(encoder, data.num_classes, prior, corruption=unlabeled.corruption, noise=unlabeled.noise,
@@ -146,6 +152,8 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
             metrics["test_last"] = evaluate(model, x_test, y_test, data.num_classes)
             model.load_state_dict(keep_best.best_state)
             metrics["val"] = evaluate(model, *val, data.num_classes)
+        if isinstance(model, LadderClassifier):  # its evaluation pass, written into plain Linear layers
+            model = model.folded()
         metrics["test"] = evaluate(model, x_test, y_test, data.num_classes)
     return model, metrics
 

@@ -1,10 +1,10 @@
-"""Typed schemas of fine-tuning's config: the `finetune` group (with `finetune.unlabeled`, mode semisup's costs) and
+"""Typed schemas of fine-tuning's config: the `finetune` group (with `finetune.unlabeled`, mode semisup's costs, and `finetune.ladder`) and
 the top-level fields of `python -m finetune`. What each field may be; conf/finetune/default.yaml holds the values.
 See pretrain.schema for how a section is checked."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional  # noqa: UP035 - OmegaConf reads these
+from typing import Any, List, Optional  # noqa: UP035 - OmegaConf reads these
 
 from pretrain import StrataError
 from pretrain.schema import (POSITIVE_INT, SEED, checked, is_count, is_number, is_seed, one_of, register, spec,
@@ -41,6 +41,16 @@ class UnlabeledConfig:
 
 
 @dataclass
+class LadderConfig:
+    """`finetune.ladder`: mode ladder's noise and denoising weights (finetune/ladder.py); its unlabeled batch is
+    `finetune.unlabeled.batch_size`."""
+
+    noise: float = at_least_0()
+    weights: List[float] = spec("a non-empty list of numbers >= 0 (lambda_0 for the input, then one per layer; "
+                                "the last repeats)", lambda v: len(v) > 0 and all(is_number(w, allow_zero=True) for w in v))
+
+
+@dataclass
 class FinetuneConfig:
     """The `finetune` group: how the classifier is built and trained on the labeled subset."""
 
@@ -61,6 +71,7 @@ class FinetuneConfig:
     epochs: int = spec(POSITIVE_INT, is_count)
     patience: Optional[int] = spec(f"null or {POSITIVE_INT}", lambda v: v is None or is_count(v))
     unlabeled: UnlabeledConfig = spec("the unlabeled batch's options")
+    ladder: LadderConfig = spec("mode ladder's options")
 
     def __post_init__(self):
         if self.steps % self.epochs:

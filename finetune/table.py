@@ -45,7 +45,7 @@ PUBLISHED = {
 }
 MODE_NAMES = {"scratch": "strata, same network from scratch", "frozen": "strata, frozen pretrained encoder + linear head",
               "unfrozen": "strata, pretrained and fine-tuned", "partial": "strata, lowest layers frozen",
-              "semisup": "strata, semi-supervised fine-tuning"}
+              "semisup": "strata, semi-supervised fine-tuning", "ladder": "strata, Ladder network on the pretrained encoder"}
 
 
 def error_table(rows: list[dict], budgets: list, published: bool = True) -> str:

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from finetune.baselines import run_baselines  # noqa: E402
+from finetune.classifier import MODES as ALL_MODES  # noqa: E402
 from finetune.grid import run_comparison  # noqa: E402
 from finetune.summary import mean_spread  # noqa: E402
 from pretrain.files import new_file  # noqa: E402
@@ -44,7 +45,7 @@ SETS = {  # name -> label budgets
     "digits": [20, 100], "breast_cancer": [20, 40], "synthetic": [100, 1000],
 }
 N_TRAIN, N_VAL, N_TEST = 12000, 2000, 10000
-MODES = ["scratch", "frozen", "unfrozen", "semisup"]
+MODES = ["scratch", "frozen", "unfrozen", "semisup"]  # the default; --modes may name any of ALL_MODES
 BASELINES = ["logreg", "mlp", "rbm_logreg", "svm", "forest"]
 
 
@@ -171,7 +172,7 @@ def summary_table(results: dict, split: str, modes: list[str]) -> str:
     lines = [f"| set | labels | {' | '.join(modes)} | best baseline | pretrained > scratch | best strata > best baseline |",
              "|---|---|" + "---|" * (len(modes) + 3)]
     pretrained = [m for m in modes if m != "scratch"]
-    wins, beats, cells, means = {m: 0 for m in pretrained}, 0, 0, {m: [] for m in modes}
+    wins, beats, compared, cells, means = {m: 0 for m in pretrained}, 0, 0, 0, {m: [] for m in modes}
     for name, rows in results.items():
         for budget in dict.fromkeys(r["budget"] for r in rows):
             runs = {}
@@ -180,22 +181,25 @@ def summary_table(results: dict, split: str, modes: list[str]) -> str:
                     runs.setdefault(r["mode"], []).append(r["test_accuracy"])
             # rounded: strata's accuracies come through float32, the baselines' in float64, and a tie must stay one
             acc = {m: round(100 * float(np.mean(v)), 4) for m, v in runs.items()}
-            base_name = max((m for m in acc if m not in MODES), key=acc.get, default=None)
+            base_name = max((m for m in acc if m not in ALL_MODES), key=acc.get, default=None)
             base = acc.get(base_name, float("nan"))
             best = max(acc[m] for m in modes)
             better = [m for m in pretrained if "scratch" in acc and acc[m] > acc["scratch"]]
             cells += 1
             beats += best > base
+            compared += base_name is not None
             for m in better:
                 wins[m] += 1
             for m in modes:
                 means[m].append(acc[m])
+            baseline, beaten = ((f"{mean_spread(100 * np.array(runs[base_name]))} ({base_name})", "yes" if best > base else "**no**")
+                                if base_name else ("none run", "-"))
             lines.append(f"| {name} | {budget} | " + " | ".join(mean_spread(100 * np.array(runs[m])) for m in modes)
-                         + f" | {mean_spread(100 * np.array(runs[base_name])) if base_name else 'nan'} ({base_name}) | {', '.join(better) or 'none'} | "
-                         + ("yes" if best > base else "**no**") + " |")
+                         + f" | {baseline} | {', '.join(better) or 'none'} | {beaten} |")
     lines += ["", f"Mean over the {cells} cells ({split} splits): " + ", ".join(f"{m} {np.mean(v):.2f}" for m, v in means.items())
               + "; cells where the mode beats scratch: " + ", ".join(f"{m} {n}" for m, n in wins.items())
-              + f"; cells where strata's best mode beats the best baseline: {beats}."]
+              + (f"; cells where strata's best mode beats the best baseline: {beats}." if compared == cells else
+                 f"; strata's best mode beats the best baseline in {beats} of the {compared} cells with baselines.")]
     return "\n".join(lines)
 
 
@@ -210,9 +214,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--baselines", nargs="*", default=BASELINES)
-    parser.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
+    parser.add_argument("--modes", nargs="+", default=MODES, choices=ALL_MODES)
     parser.add_argument("--pretrained-from", help="reuse the artifacts of an earlier run's tag (fine-tuning settings only)")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides may come before or after the options
     if args.command == "build":
         build(Path(args.data), Path(args.mnist))
         return

@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from commands import run_main, run_process

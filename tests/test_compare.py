@@ -110,13 +110,13 @@ def test_a_given_artifact_is_reused_without_pretraining(run_dir, rows, tmp_path)
 
 
 def test_every_mode_of_a_cell_takes_the_same_optimizer_steps(run_dir, tmp_path):
-    """The comparison is fair in training: scratch, frozen, unfrozen and semisup (which also walks the unlabeled pool)
-    take the steps of finetune.steps, at few labels and at all, and the report says so."""
-    cfg = config(f"pretrained={run_dir / 'encoder'}", "budgets=[20,all]", "seeds=[0]", "modes=[scratch,frozen,unfrozen,semisup]",
+    """The comparison is fair in training: scratch, frozen, unfrozen, semisup and ladder (which also walk the
+    unlabeled pool) take the steps of finetune.steps, at few labels and at all, and the report says so."""
+    cfg = config(f"pretrained={run_dir / 'encoder'}", "budgets=[20,all]", "seeds=[0]", "modes=[scratch,frozen,unfrozen,semisup,ladder]",
                  "trainer.limit_train_batches=1.0", "finetune.steps=12", "finetune.epochs=3")
     rows = run_comparison(cfg, tmp_path, pretrain_fn=no_pretraining)
     assert sorted((str(r["budget"]), r["mode"]) for r in rows) == sorted(
-        (b, m) for b in ("20", "all") for m in ("scratch", "frozen", "unfrozen", "semisup"))
+        (b, m) for b in ("20", "all") for m in ("scratch", "frozen", "unfrozen", "semisup", "ladder"))
     assert {r["steps"] for r in rows} == {12}
     assert "every run of every mode took 12 optimizer steps; validation: none" in (tmp_path / "report.md").read_text()
 
@@ -145,7 +145,7 @@ def test_a_grid_cut_short_leaves_the_runs_done_as_partial_results_only(run_dir, 
 @pytest.mark.parametrize("overrides, message", [
     (["budgets=[20,5000]"], "data.labels=5000 exceeds the 1221 labeled training examples"),
     (["budgets=[20,zero]"], "budgets: 'zero' is not a positive integer or 'all'"),
-    (["modes=[scratch,bogus]"], "modes: 'bogus' is not one of scratch, frozen, unfrozen, partial, semisup"),
+    (["modes=[scratch,bogus]"], "modes: 'bogus' is not one of scratch, frozen, unfrozen, partial, semisup, ladder"),
     (["finetune.lr=0"], "finetune.lr=0 is not a number > 0"),
 ])
 def test_impossible_settings_fail_before_pretraining(tmp_path, overrides, message):

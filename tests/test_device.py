@@ -4,7 +4,6 @@ accelerator=auto, each stage's data and greedy codes sit on the device the modul
 name is formatted as a GPU run would print it."""
 import types
 
-import pytest
 import pytorch_lightning as pl
 import torch
 

@@ -35,3 +35,10 @@ def test_several_seeds_give_the_mean_and_its_spread_and_compare_the_means():
     # scratch 73 +/- 4.24; unfrozen 74 beats it on the mean; semisup's mean 77 beats the svm's 77 by nothing: a tie
     assert line == ("| a | 100 | 73.00 +/- 4.24 | 65.00 +/- 7.07 | 74.00 +/- 0.00 | 77.00 +/- 4.24 | 77.00 +/- 1.41 (svm) "
                     "| unfrozen, semisup | **no** |")
+
+
+def test_a_run_without_baselines_says_so_instead_of_losing_to_none():
+    results = {"a": [{"budget": 20, "seed": 0, "mode": m, "test_accuracy": a} for m, a in (("scratch", 0.5), ("ladder", 0.6))]}
+    lines = devsuite.summary_table(results, "val", ["scratch", "ladder"]).splitlines()
+    assert lines[2] == "| a | 20 | 50.00 | 60.00 | none run | ladder | - |"
+    assert lines[-1].endswith("strata's best mode beats the best baseline in 0 of the 0 cells with baselines.")

@@ -105,7 +105,12 @@ def test_an_artifact_of_another_width_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     (["finetune.mode=frozen"], "finetune.mode=frozen needs a pretrained encoder: set pretrained="),
-    (["finetune.mode=bogus"], "finetune.mode='bogus' is not one of scratch, frozen, unfrozen, partial, semisup"),
+    (["finetune.mode=bogus"], "finetune.mode='bogus' is not one of scratch, frozen, unfrozen, partial, semisup, ladder"),
+    (["finetune.mode=ladder"], "finetune.mode=ladder needs a pretrained encoder: set pretrained="),
+    (["finetune.mode=ladder", "finetune.head=mlp", "pretrained={artifact}"], "finetune.mode=ladder needs finetune.head=linear"),
+    (["finetune.mode=ladder", "finetune.ladder.weights=[]", "pretrained={artifact}"],
+     "finetune.ladder.weights=\\[\\] is not a non-empty list of numbers >= 0"),
+    (["finetune.mode=ladder", "finetune.ladder.noise=-0.1", "pretrained={artifact}"], "finetune.ladder.noise=-0.1 is not a number >= 0"),
     (["finetune.mode=semisup"], "finetune.mode=semisup needs a pretrained autoencoder with its decoder: set pretrained="),
     (["finetune.mode=semisup", "finetune.unlabeled.balance=-1", "pretrained={artifact}"],
      "finetune.unlabeled.balance=-1 is not a number >= 0"),
