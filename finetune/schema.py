@@ -1,6 +1,6 @@
-"""Typed schemas of fine-tuning's config: the `finetune` group (with `finetune.unlabeled`, mode semisup's costs, and `finetune.ladder`) and
-the top-level fields of `python -m finetune`. What each field may be; conf/finetune/default.yaml holds the values.
-See pretrain.schema for how a section is checked."""
+"""Typed schemas of fine-tuning's config: the `finetune` group (with `finetune.unlabeled`, mode semisup's costs, and
+`finetune.ladder`) and the top-level fields of `python -m finetune`. What each field may be; conf/finetune/default.yaml
+holds the values. See pretrain.schema for how a section is checked."""
 from __future__ import annotations
 
 from dataclasses import dataclass
