@@ -21,7 +21,7 @@ denoises every layer from the noisy code beside it (the lateral connection) and 
 `weights` holds lambda_0 (the input) to lambda_L; a shorter list repeats its last value for the layers above. The
 default, [0, 10, 0.1], drops the paper's lambda_0 = 1000: the hidden layers' costs are in batch-normalised units, the
 input's in the data's own, so a weight tuned on MNIST's pixels does not carry over (on the development suite's
-validation splits it cost 4.6 points on the mean and up to 37 in a cell; docs/devsuite.md).
+validation splits it cost 4.6 points on the mean and up to 26 in a cell; docs/devsuite.md).
 Noise replaces fine-tuning's dropout. At evaluation the clean pass with running statistics is an affine map per
 layer, so `folded()` writes it into the encoder's Linear layers and the head: the result is a plain Classifier
 that exports like any other, with the same predictions.
