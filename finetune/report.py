@@ -8,7 +8,7 @@ from pretrain.files import new_file, new_text_file
 
 from .classifier import MODES
 from .plot import plot_accuracy
-from .summary import ordered, summarize
+from .summary import ordered, spread_text, summarize
 
 PARTIAL = "results.partial.csv"  # the rows of the runs done so far, while the grid runs; removed when it ends
 OUTPUTS = ("results.csv", "report.md", "accuracy_vs_labels.png")
@@ -58,7 +58,8 @@ def accuracy_table(summary: dict, gains: bool = True) -> list[str]:
     budgets, modes = ordered(summary)
     lines = ["| labels | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
     for b in budgets:
-        cells = [f"{100 * summary[(b, m)][1]:.2f} +/- {100 * summary[(b, m)][2]:.2f}" if (b, m) in summary else "" for m in modes]
+        cells = [spread_text(100 * summary[(b, m)][1], 100 * summary[(b, m)][2], summary[(b, m)][3]) if (b, m) in summary
+                 else "" for m in modes]
         labels = next(v[0] for (bb, _), v in summary.items() if bb == b)
         lines.append(f"| {b if b != 'all' else f'all ({labels})'} | " + " | ".join(cells) + " |")
     gain_modes = [m for m in modes if m != "scratch"]
@@ -74,16 +75,16 @@ def accuracy_table(summary: dict, gains: bool = True) -> list[str]:
 
 def report_markdown(rows: list[dict], title: str, artifact: str, classes: list | None = None) -> str:
     summary = summarize(rows)
+    n_seeds = max(v[3] for v in summary.values())
     selected = any(r["validation"] and not str(r["validation"]).startswith("none") for r in rows)
     lines = [f"# Pretraining versus training from scratch: {title}", "",
              f"Pretrained encoder: `{artifact}`. {protocol(rows)}", "",
              *([f"Classes ({len(classes)}): {', '.join(map(str, classes))}.", ""] if classes else []),
-             "Test accuracy (%), mean +/- std over seeds"
+             "Test accuracy (%), " + ("mean +/- std over seeds" if n_seeds > 1 else "one seed")
              + (", of the epoch the validation chose" if selected else ", of the last step") + "; the test set is only evaluated.", "",
              *accuracy_table(summary)]
     if selected:
         lines += ["", "The same runs at their last step (no model selection):", "",
                   *accuracy_table(summarize(rows, "test_accuracy_last"), gains=False)]
-    n_seeds = max(v[3] for v in summary.values())
     lines += ["", f"{n_seeds} seed(s) per cell; every run's figures are in results.csv.", ""]
     return "\n".join(lines)

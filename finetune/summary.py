@@ -23,10 +23,16 @@ def summarize(rows: list[dict], column: str = "test_accuracy") -> dict:
     return out
 
 
+def spread_text(mean: float, std: float, n: int) -> str:
+    """A figure over n seeds as a table prints it: "mean +/- std", or the mean alone for a single seed (whose spread
+    is unknown, not zero)."""
+    return f"{mean:.2f} +/- {std:.2f}" if n > 1 else f"{mean:.2f}"
+
+
 def mean_spread(values) -> str:
-    """Figures over seeds as a table prints them: "mean +/- std" (ddof=1), or the mean alone for a single seed."""
+    """Figures over seeds as a table prints them (spread_text; the std with ddof=1)."""
     values = np.asarray(values, dtype=float)
-    return f"{values.mean():.2f} +/- {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values.mean():.2f}"
+    return spread_text(values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0, len(values))
 
 
 def ordered(summary: dict) -> tuple[list, list]:

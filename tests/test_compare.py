@@ -103,7 +103,12 @@ def test_a_given_artifact_is_reused_without_pretraining(run_dir, rows, tmp_path)
     cfg = config(f"pretrained={run_dir / 'encoder'}", "budgets=[20]", "seeds=[0]", "modes=[scratch,frozen]")
     again = run_comparison(cfg, tmp_path, pretrain_fn=no_pretraining)
     assert not (tmp_path / "encoder").exists()
-    assert str(run_dir / "encoder") in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert str(run_dir / "encoder") in report
+    # one seed: its figure alone, no spread of "+/- 0.00" that a single run cannot have
+    assert "+/-" not in report and "Test accuracy (%), one seed" in report
+    scratch = next(r for r in again if r["mode"] == "scratch")
+    assert f"| 20 | {100 * scratch['test_accuracy']:.2f} |" in report
     # the same artifact, budget, seed and settings as in the first run give the same figures
     first = {r["mode"]: float(r["test_accuracy"]) for r in rows if r["budget"] == "20" and r["seed"] == "0"}
     assert {r["mode"]: r["test_accuracy"] for r in again} == pytest.approx({m: first[m] for m in ("scratch", "frozen")})
