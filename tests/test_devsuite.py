@@ -42,3 +42,22 @@ def test_a_run_without_baselines_says_so_instead_of_losing_to_none():
     lines = devsuite.summary_table(results, "val", ["scratch", "ladder"]).splitlines()
     assert lines[2] == "| a | 20 | 50.00 | 60.00 | none run | ladder | - |"
     assert lines[-1].endswith("strata's best mode beats the best baseline in 0 of the 0 cells with baselines.")
+
+
+def test_the_layer_probe_reads_each_layers_code_of_the_raw_inputs():
+    """scripts/probe_layers.py: one code per layer, the top one the encoder's own output, from unflattened images."""
+    import torch
+
+    from pretrain import Encoder
+
+    spec = importlib.util.spec_from_file_location("probe_layers", REPO / "scripts" / "probe_layers.py")
+    probe_layers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe_layers)
+    encoder = Encoder.random(torch.zeros(4), torch.full((4,), 2.0), [3, 2], ["sigmoid", "sigmoid"], seed=0).eval()
+    x = np.arange(8, dtype=np.float32).reshape(2, 2, 2)  # two 2x2 "images"
+    codes = probe_layers.layer_codes(encoder, x)
+    assert [c.shape for c in codes] == [(2, 3), (2, 2)]
+    with torch.no_grad():
+        top = encoder(torch.as_tensor(x.reshape(2, 4)))
+    np.testing.assert_allclose(codes[-1], top.numpy(), rtol=1e-6)
+    assert not np.allclose(codes[0][:, :2], codes[1])  # the first layer's code is not the top one
