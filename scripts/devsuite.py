@@ -164,6 +164,20 @@ def run(folder: Path, out: Path, split: str, overrides: list[str], seeds: list[i
     print(table)
 
 
+def merged_results(tags: list[str]) -> dict:
+    """The results.json of each run, in order, one table: a run adds the rows of the sets, modes and baselines that
+    the runs before it lack (a mode the first run has is never counted twice)."""
+    merged: dict = {}
+    for tag in tags:
+        path = ROOT / "outputs" / "devsuite" / tag / "results.json"
+        if not path.is_file():
+            raise SystemExit(f"error: {path}: no such file (expected an earlier `run --tag {tag}`)")
+        for name, rows in json.loads(path.read_text()).items():
+            have = {r["mode"] for r in merged.get(name, [])}
+            merged.setdefault(name, []).extend(r for r in rows if r["mode"] not in have)
+    return merged
+
+
 def summary_table(results: dict, split: str, modes: list[str]) -> str:
     """Accuracy (%) per set and budget: strata's modes, the best baseline, and the two comparisons of the targets.
 
@@ -216,16 +230,15 @@ def main() -> None:
     parser.add_argument("--baselines", nargs="*", default=BASELINES)
     parser.add_argument("--modes", nargs="+", default=MODES, choices=ALL_MODES)
     parser.add_argument("--pretrained-from", help="reuse the artifacts of an earlier run's tag (fine-tuning settings only)")
+    parser.add_argument("--merge", nargs="+", default=[], metavar="TAG",
+                        help="table: add the modes and baselines of these runs that --tag's run lacks (same split and seeds)")
     args = parser.parse_intermixed_args()  # overrides may come before or after the options
     if args.command == "build":
         build(Path(args.data), Path(args.mnist))
         return
     out = ROOT / "outputs" / "devsuite" / args.tag
-    if args.command == "table":  # print an earlier run's table again, from its results.json
-        results = out / "results.json"
-        if not results.is_file():
-            raise SystemExit(f"error: {results}: no such file (expected an earlier `run --tag {args.tag}`)")
-        print(summary_table(json.loads(results.read_text()), args.split, args.modes))
+    if args.command == "table":  # print an earlier run's table again, from its results.json (and others', --merge)
+        print(summary_table(merged_results([args.tag, *args.merge]), args.split, args.modes))
         return
     if out.exists():
         raise SystemExit(f"error: {out} already exists: an earlier result is never overwritten (choose another --tag)")

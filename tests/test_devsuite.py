@@ -61,3 +61,19 @@ def test_the_layer_probe_reads_each_layers_code_of_the_raw_inputs():
         top = encoder(torch.as_tensor(x.reshape(2, 4)))
     np.testing.assert_allclose(codes[-1], top.numpy(), rtol=1e-6)
     assert not np.allclose(codes[0][:, :2], codes[1])  # the first layer's code is not the top one
+
+
+def test_a_table_merges_the_modes_and_baselines_another_run_adds(tmp_path, monkeypatch):
+    """`table --merge`: the second run's scratch is not counted twice, its baseline and its extra set are added."""
+    import json
+
+    monkeypatch.setattr(devsuite, "ROOT", tmp_path)
+    for tag, results in {"first": {"a": rows(100, scratch=0.5, ladder=0.7)},
+                         "second": {"a": rows(100, scratch=0.9, svm=0.6), "b": rows(20, scratch=0.4, ladder=0.3)}}.items():
+        (tmp_path / "outputs" / "devsuite" / tag).mkdir(parents=True)
+        (tmp_path / "outputs" / "devsuite" / tag / "results.json").write_text(json.dumps(results))
+    merged = devsuite.merged_results(["first", "second"])
+    assert sorted((r["mode"], r["test_accuracy"]) for r in merged["a"]) == [("ladder", 0.7), ("scratch", 0.5), ("svm", 0.6)]
+    assert merged["b"] == rows(20, scratch=0.4, ladder=0.3)
+    lines = devsuite.summary_table(merged, "test", ["scratch", "ladder"]).splitlines()
+    assert lines[2] == "| a | 100 | 50.00 | 70.00 | 60.00 (svm) | ladder | yes |"
