@@ -14,6 +14,7 @@ import torch
 from .config import epochs_for_steps, layer_options
 from .data import choose_scaling, fit_scaling
 from .errors import StrataError
+from .holdout import split_holdout
 from .schema import layer_sizes, positive_int, positive_number
 from .options import group_option
 from .process import kept_random_state
@@ -39,7 +40,8 @@ def as_inputs(x, name: str = "x") -> tuple[torch.Tensor, bool]:
 def fit(x, layers=MODEL["layers"], autoencoder: str = "denoising", *, epochs=MODEL["epochs"], steps: int = MODEL["steps"],
         batch_size: int = NPZ["batch_size"], optimizer: str = MODEL["optimizer"], lr: float = MODEL["lr"],
         weight_decay: float = MODEL["weight_decay"], end_to_end_epochs: int = MODEL["end_to_end_epochs"],
-        end_to_end_lr: float | None = MODEL["end_to_end_lr"], scaling: str = NPZ["scaling"], pixel_max: float | None = None,
+        end_to_end_lr: float | None = MODEL["end_to_end_lr"], holdout: float = MODEL["holdout"], patience: int = MODEL["patience"],
+        scaling: str = NPZ["scaling"], pixel_max: float | None = None,
         seed: int = 0, accelerator: str = "auto", threads="auto", progress: bool = False, log_dir: str | None = None,
         **options) -> DeepAutoencoder:
     """Pretrain a stacked autoencoder greedily on the rows of `x` (array or tensor, raw units) and return it.
@@ -47,7 +49,8 @@ def fit(x, layers=MODEL["layers"], autoencoder: str = "denoising", *, epochs=MOD
     `autoencoder` is a variant of conf/autoencoder/ (plain, denoising, sparse_kl, wta, vae, ...); `**options`
     override its fields (noise=0.3, activation="sigmoid", ...). `epochs` per layer, or "auto": as many as make
     `steps` updates of each layer. `scaling`: auto (integers to [0, 1], other floats standardised), unit, standard,
-    none. `log_dir`: write Lightning's CSV logs there. The result's `metrics` hold each layer's reconstruction
+    none. `holdout` > 0: that fraction of the rows is held out and each layer stops on its reconstruction of them
+    after `patience` epochs without improvement (pretrain.holdout). `log_dir`: write Lightning's CSV logs there. The result's `metrics` hold each layer's reconstruction
     loss per epoch; `model.encoder()` is the feature extractor, `pretrain.save_autoencoder` writes the artifact.
     """
     inputs, integers = as_inputs(x)
@@ -59,16 +62,21 @@ def fit(x, layers=MODEL["layers"], autoencoder: str = "denoising", *, epochs=MOD
     layer_opts = layer_options({**variant, **options}, {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay})
     seed = positive_int(seed, "seed", allow_zero=True)
     batch_size = positive_int(batch_size, "batch_size")
-    epochs = epochs_for_steps(positive_int(steps, "steps"), len(inputs), batch_size) if epochs == "auto" else positive_int(epochs, "epochs")
+    if not (isinstance(holdout, (int, float)) and not isinstance(holdout, bool) and 0 <= holdout < 1):
+        raise StrataError(f"holdout={holdout!r} is not a fraction in [0, 1)")
+    patience = positive_int(patience, "patience")
     end_to_end_epochs = positive_int(end_to_end_epochs, "end_to_end_epochs", allow_zero=True)
     end_to_end_lr = None if end_to_end_lr is None else positive_number(end_to_end_lr, "end_to_end_lr")
     if scaling == "auto":
         scaling, _ = choose_scaling(inputs, integers)
-    shift, scale = fit_scaling(inputs, scaling, pixel_max)
+    shift, scale = fit_scaling(inputs, scaling, pixel_max)  # on every row, as the command does
+    inputs, held_out = split_holdout(inputs, holdout, seed)
+    epochs = epochs_for_steps(positive_int(steps, "steps"), len(inputs), batch_size) if epochs == "auto" else positive_int(epochs, "epochs")
     dims = [inputs.shape[1], *sizes]
     with threads_for(meta_stack(dims), threads), kept_random_state():
         result = pretrain_stack(inputs, shift, scale, sizes, layer_opts, epochs=epochs, batch_size=batch_size,
                                 trainer_options={"accelerator": accelerator, "enable_progress_bar": bool(progress)},
-                                seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr, log_dir=log_dir)
+                                seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr, log_dir=log_dir,
+                                holdout=held_out, patience=patience)
     result.model.metrics = result.metrics
     return result.model

@@ -19,6 +19,7 @@ from .config import build_data, check_trainer, epochs_for_steps, layer_options, 
 from .distributed import is_global_zero, wait_for_all
 from .errors import StrataError
 from .files import new_text_file, plain_name
+from .holdout import split_holdout
 from .elbo import negative_elbo
 from .layers import VariationalLayer
 from .loggers import CSV, StageLoggers
@@ -54,22 +55,28 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
     data = build_data(cfg)
     if is_global_zero():
         print(f"data: {data.summary()}")
-    epochs = model.epochs if model.epochs != "auto" else epochs_for_steps(model.steps, len(data.unlabeled()), model.batch_size)
+    x_fit, x_holdout = split_holdout(data.unlabeled(), model.holdout, seed)  # (the inputs, None) with holdout=0
+    if x_holdout is not None and is_global_zero():
+        print(f"early stopping: {len(x_holdout)} of the {len(data.unlabeled())} training inputs held out of pretraining, "
+              f"patience {model.patience} epochs per layer")
+    epochs = model.epochs if model.epochs != "auto" else epochs_for_steps(model.steps, len(x_fit), model.batch_size)
     sizes = model.layers
     with threads_for(meta_stack([data.input_dim, *sizes]), run.threads):  # the library leaves torch's thread count as it found it
         try:
             result = pretrain_stack(
-                data.unlabeled(), data.shift, data.scale, sizes, options, epochs=epochs, batch_size=model.batch_size,
+                x_fit, data.shift, data.scale, sizes, options, epochs=epochs, batch_size=model.batch_size,
                 trainer_options=trainer, seed=seed, end_to_end_epochs=model.end_to_end_epochs, end_to_end_lr=model.end_to_end_lr,
                 log_dir=str(run_dir), checkpoints=checkpoints, codes=model.codes,
-                codes_dir=run_dir / "codes", codes_dtype=model.codes_dtype)
+                codes_dir=run_dir / "codes", codes_dtype=model.codes_dtype, holdout=x_holdout, patience=model.patience)
         except SIGTERMException:
             if is_global_zero():
                 print(f"the finished layers and the last finished epoch are checkpointed: resume with resume={run_dir}", file=sys.stderr)
             raise
-        metrics = {"data": data.source_name(), "n_train": len(data.unlabeled()), **result.metrics}
+        metrics = {"data": data.source_name(), "n_train": len(x_fit), **result.metrics}
+        if x_holdout is not None:
+            metrics["n_holdout"] = len(x_holdout)
         if isinstance(result.model.layers[-1], VariationalLayer):  # the whole model's -ELBO in nats per example, training inputs
-            metrics["neg_elbo_train"] = negative_elbo(result.model, data.unlabeled(), seed=seed)
+            metrics["neg_elbo_train"] = negative_elbo(result.model, x_fit, seed=seed)
         if is_global_zero():
             save_autoencoder(result.model, artifact, config=resolved, metrics=metrics)
             new_text_file(run_dir / "metrics.json", json.dumps(metrics, indent=2))

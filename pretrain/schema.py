@@ -154,6 +154,8 @@ class StackConfig:
     end_to_end_lr: Optional[float] = spec("null or a positive number", lambda v: v is None or is_number(v))
     codes: str = spec(f"one of {', '.join(CODES)}", one_of(*CODES), default="auto")
     codes_dtype: str = spec(f"one of {', '.join(CODE_DTYPES)}", one_of(*CODE_DTYPES), default="float32")
+    holdout: float = spec("a fraction in [0, 1)", lambda v: is_number(v, allow_zero=True) and v < 1, default=0.0)
+    patience: int = spec(POSITIVE_INT, is_count, default=5)
 
 
 def threads_field():

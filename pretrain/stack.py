@@ -18,6 +18,7 @@ from .codes import GreedyCodes
 from .data import BatchLoader
 from .encoder import Encoder, Preprocess
 from .errors import StrataError
+from .holdout import BestHoldoutEpoch
 from .layers import LAYER_KINDS, EpochMeans, Layer, reconstruction_loss, stack_layer_options
 from .optimizers import make_optimizer
 from .rows import Rows, Scaled, in_unit_interval
@@ -131,7 +132,7 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
                    epochs: int, batch_size: int, trainer_options: dict | None = None, seed: int = 0,
                    end_to_end_epochs: int = 0, end_to_end_lr: float | None = None, log_dir: str | None = None,
                    checkpoints: RunCheckpoints | None = None, codes: str = "memory", codes_dir=None,
-                   codes_dtype: str = "float32") -> StackResult:
+                   codes_dtype: str = "float32", holdout: torch.Tensor | None = None, patience: int = 5) -> StackResult:
     """Pretrain layers of `sizes` greedily on `x_raw` (training inputs only), then optionally end to end.
 
     `layer_options` are the layer class's keyword arguments plus its `kind`; `loss="auto"` picks binary cross-entropy for
@@ -139,12 +140,14 @@ def pretrain_stack(x_raw: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
     as it trains, and in a resumed run loads the finished layers and continues the stage that was in training.
     `x_raw` is a tensor or memory-mapped `Rows` (read and preprocessed by batch); `codes` ("memory", "disk", "auto",
     see pretrain.codes) says where each layer's codes are kept, `codes_dir` the folder for those on disk.
+    `holdout` (raw inputs not in `x_raw`, see pretrain.holdout) stops each greedy layer once its reconstruction of
+    them has not improved for `patience` epochs, and keeps its best epoch.
     """
     checkpoints = checkpoints or NoCheckpoints()
     greedy_codes = GreedyCodes(codes, codes_dir, codes_dtype)
     try:
         return _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_size, trainer_options, seed,
-                               end_to_end_epochs, end_to_end_lr, log_dir, checkpoints, greedy_codes)
+                               end_to_end_epochs, end_to_end_lr, log_dir, checkpoints, greedy_codes, holdout, patience)
     finally:
         greedy_codes.close()
 
@@ -162,12 +165,15 @@ class Stages:
     batch_size: int
 
     def fit(self, module: pl.LightningModule, inputs, epochs: int, stage: str, label: str, seed: int,
-            throughput: bool = True):
+            throughput: bool = True, stopping: BestHoldoutEpoch | None = None):
         """(the record of the stage, with its samples per second if `throughput`; `inputs` where it trained: on the
-        trainer's device, where they stay)."""
+        trainer's device, where they stay). `stopping` may end the stage before `epochs`."""
         ckpt_path = self.checkpoints.resume_from(stage, module)
+        extra = self.checkpoints.trainer_args(stage)
+        if stopping is not None:  # before the epoch checkpoint, which then saves its state of the same epoch
+            extra["callbacks"] = [stopping, *extra.get("callbacks", [])]
         trainer = make_trainer(self.trainer_options, epochs, label, self.log_dir, self.checkpoints.log_version(stage),
-                               **self.checkpoints.trainer_args(stage))
+                               **extra)
         inputs = on_trainer_device(inputs, trainer)
         started = time.perf_counter()
         loader = BatchLoader(inputs, batch_size=self.batch_size, seed=seed)
@@ -178,7 +184,10 @@ class Stages:
         record = {"recon_per_epoch": module.history, "recon": module.history[-1] if module.history else None,
                   "seconds": seconds}
         if throughput:
-            record["samples_per_second"] = (epochs - start) * len(inputs) / seconds if seconds else None
+            trained = epochs if stopping is None else len(stopping.losses)
+            record["samples_per_second"] = (trained - start) * len(inputs) / seconds if seconds else None
+        if stopping is not None:
+            record.update(epochs_trained=len(stopping.losses), **stopping.record())
         return {**record, **({"resumed_at_epoch": start} if start else {}), **module.curve_metrics()}, inputs
 
 
@@ -192,10 +201,11 @@ def new_layer(options: dict, inputs, n_hidden: int, init_seed: int) -> Layer:
 
 
 def _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_size, trainer_options, seed,
-                    end_to_end_epochs, end_to_end_lr, log_dir, checkpoints, greedy_codes) -> StackResult:
+                    end_to_end_epochs, end_to_end_lr, log_dir, checkpoints, greedy_codes, holdout, patience) -> StackResult:
     stages = Stages(trainer_options, log_dir, checkpoints, batch_size)
     preprocess = Preprocess(shift, scale)
     inputs, layers, per_layer = preprocessed(x_raw, preprocess), [], []  # each layer's inputs are freed once its codes exist
+    held_out = None if holdout is None else preprocess(holdout)  # then each layer's codes of them, like `inputs`
     for k, (n_hidden, options) in enumerate(zip(sizes, stack_layer_options(layer_options, len(sizes)))):
         # corruption noise and sampling draw from torch's global generator, seeded for each stage: same seed, same
         # run, and a resumed stage draws what it would have drawn in an uninterrupted run
@@ -205,12 +215,15 @@ def _pretrain_stack(x_raw, shift, scale, sizes, layer_options, epochs, batch_siz
         finished = checkpoints.finished(stage, layer)  # a resumed run loads a finished layer instead of training it
         if finished is None:
             label = f"layer {k + 1}/{len(sizes)} ({inputs.shape[1]}->{n_hidden}, {layer.loss_kind})"
-            record, inputs = stages.fit(layer, inputs, epochs, stage, label, seed=seed * 1000 + k)
+            stopping = None if held_out is None else BestHoldoutEpoch(held_out, patience, batch_size)
+            record, inputs = stages.fit(layer, inputs, epochs, stage, label, seed=seed * 1000 + k, stopping=stopping)
             finished = {"layer": k + 1, "n_in": inputs.shape[1], "n_hidden": n_hidden, "loss": layer.loss_kind, **record}
             checkpoints.save_finished(stage, layer, finished)
         per_layer.append(finished)
         if k + 1 < len(sizes):  # the top layer's codes feed nothing here
             inputs = greedy_codes(layer.to(on_device(inputs)), inputs, encode_in_chunks, stage)
+            if held_out is not None:
+                held_out = encode_in_chunks(layer.to(held_out.device), held_out)
             layer.cpu()  # (Lightning moves a fitted module to the CPU; the codes are computed where the inputs are)
         layers.append(layer)
 

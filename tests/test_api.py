@@ -28,14 +28,21 @@ def test_group_options_read_as_hydra_composes_them():
         assert group_option("finetune", "default") == to_dict(compose("finetune"))["finetune"]
 
 
-def test_pretrain_fit_trains_what_the_command_trains(digits, config, tmp_path):
+@pytest.mark.parametrize("holdout", [0.0, 0.2])  # 0.2: the same rows held out, the same epoch kept
+def test_pretrain_fit_trains_what_the_command_trains(holdout, digits, config, tmp_path):
     artifact = run_pretraining(OmegaConf.create(config("trainer.enable_progress_bar=false", "model.layers=[8]",
-                                                       "model.epochs=2", "pictures=false")), tmp_path)
+                                                       "model.epochs=2", "pictures=false", f"model.holdout={holdout}")), tmp_path)
     _, expected = read_artifact(artifact)
-    model = pretrain.fit(digits.x_train.numpy(), layers=[8], epochs=2, batch_size=64, scaling="unit", pixel_max=16)
+    model = pretrain.fit(digits.x_train.numpy(), layers=[8], epochs=2, batch_size=64, scaling="unit", pixel_max=16,
+                         holdout=holdout)
     assert isinstance(model, pretrain.DeepAutoencoder) and len(model.metrics["layers"][0]["recon_per_epoch"]) == 2
     state = model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in expected.items() if k in state) and "layers.0.encoder.weight" in state
+
+
+def test_pretrain_fit_refuses_a_holdout_that_is_not_a_fraction(digits):
+    with pytest.raises(StrataError, match=r"holdout=1.0 is not a fraction in \[0, 1\)"):
+        pretrain.fit(digits.x_train, layers=[8], epochs=1, holdout=1.0)
 
 
 @pytest.fixture(scope="module")

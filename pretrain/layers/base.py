@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..regularizers import corrupt
+from .objectives import reconstruction_loss
 from .tracking import EpochMeans
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "linear": nn.Identity, "tanh": nn.Tanh}
@@ -50,6 +51,11 @@ class Layer(EpochMeans):
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """The training input: `x` with this layer's corruption (masking or Gaussian noise), or `x` itself."""
         return corrupt(x, self.corruption, self.noise)
+
+    def holdout_recon(self, x: torch.Tensor) -> torch.Tensor:
+        """The reconstruction loss of a batch held out of training (pretrain.holdout): the code of the corrupted
+        input, decoded, against the clean input."""
+        return reconstruction_loss(self.decode_logits(self.encode(self.corrupt(x))), x, self.loss_kind)
 
     def output(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits) if self.loss_kind == "bce" else logits

@@ -109,6 +109,9 @@ class AutoencoderLayer(Layer):
             return recon, recon
         return recon + self.penalty(h), recon
 
+    def holdout_recon(self, x: torch.Tensor) -> torch.Tensor:
+        return self.losses(x)[1]  # as in training: winner-take-all codes included
+
     # -- Lightning -----------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         loss, recon = self.losses(batch)
