@@ -15,7 +15,7 @@ from .config import epochs_for_steps, layer_options
 from .data import choose_scaling, fit_scaling
 from .errors import StrataError
 from .holdout import split_holdout
-from .schema import layer_sizes, positive_int, positive_number
+from .schema import fraction, layer_sizes, positive_int, positive_number
 from .options import group_option
 from .process import kept_random_state
 from .stack import DeepAutoencoder, pretrain_stack
@@ -62,8 +62,7 @@ def fit(x, layers=MODEL["layers"], autoencoder: str = "denoising", *, epochs=MOD
     layer_opts = layer_options({**variant, **options}, {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay})
     seed = positive_int(seed, "seed", allow_zero=True)
     batch_size = positive_int(batch_size, "batch_size")
-    if not (isinstance(holdout, (int, float)) and not isinstance(holdout, bool) and 0 <= holdout < 1):
-        raise StrataError(f"holdout={holdout!r} is not a fraction in [0, 1)")
+    holdout = fraction(holdout, "holdout")
     patience = positive_int(patience, "patience")
     end_to_end_epochs = positive_int(end_to_end_epochs, "end_to_end_epochs", allow_zero=True)
     end_to_end_lr = None if end_to_end_lr is None else positive_number(end_to_end_lr, "end_to_end_lr")

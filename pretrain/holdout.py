@@ -59,8 +59,10 @@ class BestHoldoutEpoch(pl.Callback):
         self.losses: list[float] = []
         self.best_epoch, self.best_state = None, None
 
-    def on_train_epoch_end(self, trainer, module) -> None:
+    def on_train_start(self, trainer, module) -> None:
         self.inputs = self.inputs.to(module.device)
+
+    def on_train_epoch_end(self, trainer, module) -> None:
         self.losses.append(holdout_loss(module, self.inputs, self.batch_size))
         if self.best_epoch is None or self.losses[-1] < self.losses[self.best_epoch]:
             self.best_epoch = len(self.losses) - 1

@@ -46,6 +46,10 @@ def is_number(value, allow_zero: bool = False) -> bool:
     return ok and (value >= 0 if allow_zero else value > 0)
 
 
+def is_fraction(value) -> bool:
+    return is_number(value, allow_zero=True) and value < 1
+
+
 def is_layer_sizes(value) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0 and all(is_count(v) for v in value)
 
@@ -61,6 +65,7 @@ def one_of(*choices) -> Callable[[Any], bool]:
 POSITIVE_INT, NON_NEGATIVE_INT = "a positive integer", "a non-negative integer"
 POSITIVE, NON_NEGATIVE = "a positive number", "a non-negative number"
 SEED = f"a seed (expected an integer from 0 to {SEED_RANGE - 1})"
+FRACTION = "a fraction in [0, 1)"
 LAYER_SIZES = "a non-empty list of positive integers (e.g. [1000,1000,1000])"
 
 
@@ -86,6 +91,10 @@ def positive_int(value, field: str, allow_zero: bool = False) -> int:
 
 def positive_number(value, field: str, allow_zero: bool = False) -> float:
     return float(require(value, field, NON_NEGATIVE if allow_zero else POSITIVE, lambda v: is_number(v, allow_zero)))
+
+
+def fraction(value, field: str) -> float:
+    return float(require(value, field, FRACTION, is_fraction))
 
 
 def layer_sizes(value, field: str = "model.layers") -> list[int]:
@@ -154,7 +163,7 @@ class StackConfig:
     end_to_end_lr: Optional[float] = spec("null or a positive number", lambda v: v is None or is_number(v))
     codes: str = spec(f"one of {', '.join(CODES)}", one_of(*CODES), default="auto")
     codes_dtype: str = spec(f"one of {', '.join(CODE_DTYPES)}", one_of(*CODE_DTYPES), default="float32")
-    holdout: float = spec("a fraction in [0, 1)", lambda v: is_number(v, allow_zero=True) and v < 1, default=0.0)
+    holdout: float = spec(FRACTION, is_fraction, default=0.0)
     patience: int = spec(POSITIVE_INT, is_count, default=5)
 
 
