@@ -24,7 +24,8 @@ from torch import nn
 from pretrain import Encoder, StrataError, pretrain_stack, save_autoencoder, save_encoder
 from pretrain.artifact import autoencoder_from_tensors, encoder_from_tensors, read_artifact
 from pretrain.config import layer_options
-from pretrain.schema import layer_sizes, positive_int
+from pretrain.holdout import split_holdout
+from pretrain.schema import fraction, layer_sizes, positive_int
 from pretrain.data import fit_scaling
 from pretrain.layers import LAYER_KINDS
 from pretrain.training import meta_stack, threads_for
@@ -84,6 +85,8 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
             the autoencoder variant, as in conf/autoencoder/ (e.g. corruption="mask", noise=0.25: denoising).
         optimizer, lr, weight_decay, epochs, batch_size: each layer's training (epochs per layer).
         end_to_end_epochs, end_to_end_lr: optional end-to-end training of the unrolled autoencoder afterwards.
+        holdout, patience: holdout > 0 holds that fraction of X out of pretraining, and each layer stops once its
+            reconstruction of it has not improved for `patience` epochs, keeping its best epoch (pretrain.holdout).
         scaling, pixel_max: preprocessing fitted on the training inputs ("unit": x / pixel_max, or x / max(x)
             when pixel_max is None; "standard": per-feature zero mean, unit variance; "none").
         random_state: int seed of initialisation, batch order and corruption (None: drawn from numpy's global
@@ -102,7 +105,8 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
     def __init__(self, pretrained=None, *, layers="top", sizes=(64,), kind="deterministic", activation="sigmoid",
                  tied=False, loss="auto", corruption="none", noise=0.0, sparsity="none", target=0.05,
                  sparsity_weight=0.0, wta_rate=None, optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=10,
-                 batch_size=64, end_to_end_epochs=0, end_to_end_lr=None, scaling="standard", pixel_max=None,
+                 batch_size=64, end_to_end_epochs=0, end_to_end_lr=None, holdout=0.0, patience=5,
+                 scaling="standard", pixel_max=None,
                  random_state=0, threads="auto", accelerator="auto", verbose=False):
         self.pretrained = pretrained
         self.layers = layers
@@ -124,6 +128,8 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.end_to_end_epochs = end_to_end_epochs
         self.end_to_end_lr = end_to_end_lr
+        self.holdout = holdout
+        self.patience = patience
         self.scaling = scaling
         self.pixel_max = pixel_max
         self.random_state = random_state
@@ -224,6 +230,7 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
         epochs = positive_int(self.epochs, "epochs")
         batch_size = positive_int(self.batch_size, "batch_size")
         end_to_end_epochs = positive_int(self.end_to_end_epochs, "end_to_end_epochs", allow_zero=True)
+        holdout, patience = fraction(self.holdout, "holdout"), positive_int(self.patience, "patience")
         autoencoder = {"kind": self.kind, "activation": self.activation, "tied": self.tied, "loss": self.loss,
                        "corruption": self.corruption, "noise": self.noise, "sparsity": self.sparsity,
                        "target": self.target, "sparsity_weight": self.sparsity_weight, "wta_rate": self.wta_rate}
@@ -233,13 +240,15 @@ class EncoderTransformer(TransformerMixin, BaseEstimator):
                                f"`python -m pretrain autoencoder={self.kind}` and wrap the artifact, EncoderTransformer(pretrained=...)")
         seed = self._seed()
         x = torch.tensor(X, dtype=torch.float32)
-        shift, scale = fit_scaling(x, self.scaling, self.pixel_max)
+        shift, scale = fit_scaling(x, self.scaling, self.pixel_max)  # on every row, as the command does
+        x, held_out = split_holdout(x, holdout, seed)
         with threads_for(meta_stack([X.shape[1], *sizes]), self.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # corruption draws from torch's generator: seed it; fork_rng restores it
             result = pretrain_stack(
                 x, shift, scale, sizes, options, epochs=epochs, batch_size=batch_size,
                 trainer_options={"accelerator": self.accelerator, "enable_progress_bar": bool(self.verbose)},
-                seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=self.end_to_end_lr)
+                seed=seed, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=self.end_to_end_lr,
+                holdout=held_out, patience=patience)
         model = result.model
         self.layer_specs_ = [layer.spec() for layer in model.layers]
         self.weights_ = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -1,4 +1,5 @@
 """finetune.features.EncoderTransformer: scikit-learn's estimator checks, Pipeline/GridSearchCV, artifacts."""
+import json
 import pickle
 
 import numpy as np
@@ -122,6 +123,13 @@ def test_fit_is_reproducible_and_leaves_torchs_random_state_alone(digits):
     assert not np.allclose(a.transform(x), c.transform(x))
 
 
+@pytest.mark.parametrize("params, message", [({"holdout": 1.0}, r"holdout=1.0 is not a fraction in \[0, 1\)"),
+                                             ({"holdout": 0.2, "patience": 0}, r"patience=0 is not a positive integer")])
+def test_bad_early_stopping_parameters_are_named(digits, params, message):
+    with pytest.raises(StrataError, match=message):
+        EncoderTransformer(sizes=(8,), epochs=1, **params, **DIGITS).fit(digits.x_train.numpy()[:100])
+
+
 def test_pickle_and_clone(digits):
     x = digits.x_test.numpy()
     fitted = EncoderTransformer(sizes=(8,), epochs=1, **DIGITS).fit(digits.x_train.numpy())
@@ -144,8 +152,10 @@ def test_save_writes_an_artifact_that_load_encoder_reads(digits, tmp_path):
         fitted.save(path)
 
 
-def test_same_seed_pretrains_the_same_encoder_as_the_pretrain_command(tmp_path):
-    """EncoderTransformer(random_state=s) on the training inputs repeats `python -m pretrain seed=s`."""
+@pytest.mark.parametrize("holdout", [0.0, 0.25])
+def test_same_seed_pretrains_the_same_encoder_as_the_pretrain_command(tmp_path, holdout):
+    """EncoderTransformer(random_state=s) on the training inputs repeats `python -m pretrain seed=s`, with early
+    stopping on held-out inputs too."""
     from hydra import compose, initialize_config_dir
 
     from pretrain import run_pretraining
@@ -153,10 +163,15 @@ def test_same_seed_pretrains_the_same_encoder_as_the_pretrain_command(tmp_path):
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("pretrain", overrides=["trainer=fast", "trainer.limit_train_batches=null", "model.epochs=2",
-                                             "model.layers=[16,8]", "autoencoder=denoising", "seed=5", "++pictures=false"])
+                                             "model.layers=[16,8]", "autoencoder=denoising", "seed=5", "++pictures=false",
+                                             f"model.holdout={holdout}", "model.patience=1"])
     path = run_pretraining(cfg, tmp_path)
     data = build_data(cfg)
     ours = EncoderTransformer(sizes=(16, 8), epochs=2, batch_size=cfg.data.batch_size, corruption="mask", activation=cfg.autoencoder.activation,
-                              noise=cfg.autoencoder.noise, random_state=5, **DIGITS).fit(data.x_train.numpy())
+                              noise=cfg.autoencoder.noise, random_state=5, holdout=holdout, patience=1, **DIGITS).fit(data.x_train.numpy())
+    if holdout:
+        command = json.loads((tmp_path / "metrics.json").read_text())
+        assert [layer["best_epoch"] for layer in ours.metrics_["layers"]] == [layer["best_epoch"] for layer in command["layers"]]
+        assert command["n_holdout"] == round(0.25 * len(data.x_train))
     with torch.no_grad():
         np.testing.assert_allclose(ours.transform(data.x_test.numpy()), load_encoder(path)(data.x_test).numpy(), atol=1e-5)
