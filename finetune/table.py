@@ -1,8 +1,8 @@
 """The classic semi-supervised MNIST table: strata's test error (%) over label budgets next to scikit-learn
 baselines measured on the same labeled subsets in the same run, and next to published figures.
 
-    strata table                                           # 100/600/1000/3000/all labels, 3 seeds
-    strata table seeds=[0] budgets=[100,1000]              # (or python scripts/mnist_table.py ...)
+    strata table                                           # 100/600/1000/3000/all labels, seeds 1 to 5
+    strata table seeds=[1,2,3] budgets=[100,1000]          # (or python scripts/mnist_table.py ...)
 
 Writes results.csv, report.md, accuracy_vs_labels.png (compare's outputs) and table.md into the run directory.
 """

@@ -1,7 +1,7 @@
 """The classic semi-supervised MNIST table (`strata table`, finetune.table).
 
-    python scripts/mnist_table.py                          # 100/600/1000/3000/all labels, 3 seeds
-    python scripts/mnist_table.py seeds=[0] budgets=[100,1000]
+    python scripts/mnist_table.py                          # 100/600/1000/3000/all labels, seeds 1 to 5
+    python scripts/mnist_table.py seeds=[1,2,3] budgets=[100,1000]
 """
 from finetune.table import main
 
