@@ -4,7 +4,8 @@ baselines measured on the same labeled subsets in the same run, and next to publ
     strata table                                           # 100/600/1000/3000/all labels, seeds 1 to 5
     strata table seeds=[1,2,3] budgets=[100,1000]          # (or python scripts/mnist_table.py ...)
 
-Writes results.csv, report.md, accuracy_vs_labels.png (compare's outputs) and table.md into the run directory.
+Writes results.csv, report.md, accuracy_vs_labels.png (compare's outputs), baselines.csv (each baseline's test
+accuracy per budget and seed) and table.md into the run directory.
 """
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from omegaconf import DictConfig
 
 from finetune.baselines import BASELINES, run_baselines
 from finetune.grid import run_comparison
-from finetune.report import protocol
+from finetune.report import protocol, write_csv
 from finetune.summary import mean_spread
 from pretrain import run_pretraining
 from pretrain.cli import strata_main
 from pretrain.config import CONF_DIR, build_data, to_dict
 from pretrain.errors import exit_on_strata_error
+from pretrain.files import new_file, new_text_file
 
 # Test error (%) on permutation-invariant MNIST, the strongest published methods of this setting first: Salimans et
 # al. 2016 (Improved Techniques for Training GANs), Table 1; Rasmus et al. 2015 (Semi-Supervised Learning with Ladder
@@ -83,10 +85,12 @@ def main(cfg: DictConfig) -> None:
     rows = run_comparison(cfg, run_dir, pretrain_fn=run_pretraining)
     budgets, seeds = list(cfg.budgets), list(cfg.seeds)
     resolved = to_dict(cfg)
-    rows += run_baselines(build_data(cfg), resolved["baselines"], budgets, seeds, seed=resolved["seed"],
-                          rbm_epochs=resolved["rbm_epochs"], progress=resolved["progress"])
+    baselines = run_baselines(build_data(cfg), resolved["baselines"], budgets, seeds, seed=resolved["seed"],
+                              rbm_epochs=resolved["rbm_epochs"], progress=resolved["progress"])
+    new_file(run_dir / "baselines.csv", lambda tmp: write_csv(baselines, tmp))
+    rows += baselines
     table = error_table(rows, budgets) + "\n\n" + protocol([r for r in rows if r["mode"] in MODE_NAMES]) + "\n"
-    (run_dir / "table.md").write_text(table)
+    new_text_file(run_dir / "table.md", table)
     print(table)
     minutes = (time.perf_counter() - started) / 60
     print(f"\n{len(seeds)} seed(s), {minutes:.0f} min in all; strata's per-run figures: {run_dir}/results.csv")

@@ -34,7 +34,7 @@ def table(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     with open(run_dir / "results.csv", newline="") as f:
         results = list(csv.DictReader(f))
-    return (run_dir / "table.md").read_text(), done.stdout, results, folder
+    return (run_dir / "table.md").read_text(), done.stdout, results, folder, run_dir
 
 
 def rows_of(text):
@@ -48,7 +48,7 @@ def error_cell(accuracies):
 
 
 def test_the_table_has_strata_rows_under_both_protocols_baselines_and_published_rows(table):
-    text, stdout, results, _ = table
+    text, stdout, results, _, _ = table
     assert text.strip() in stdout
     lines, rows = rows_of(text)
     assert lines[0] == "| test error (%) | 20 | all |"
@@ -68,7 +68,7 @@ def test_the_table_has_strata_rows_under_both_protocols_baselines_and_published_
 def test_the_baseline_is_measured_on_strata_s_labels_and_a_disjoint_test_split(table):
     """The logistic regression's cells, recomputed here on the labeled subsets strata's runs drew: a figure that a
     wrong subset, a wrong scaling or the training images scored as test would change."""
-    text, _, _, folder = table
+    text, _, _, folder, run_dir = table
     data = MNISTDataModule(root=str(folder), val_size=50)
     data.setup()
     accuracies = {}
@@ -78,5 +78,9 @@ def test_the_baseline_is_measured_on_strata_s_labels_and_a_disjoint_test_split(t
             clf = LogisticRegression(max_iter=1000).fit((x / 255).numpy(), y.numpy())
             accuracies.setdefault(budget, []).append(clf.score((data.x_test / 255).numpy(), data.y_test.numpy()))
     assert rows_of(text)[1]["LogisticRegression, raw pixels"] == [error_cell(accuracies[b]) for b in (20, "all")]
+    with open(run_dir / "baselines.csv", newline="") as f:  # the same figures, per budget and seed
+        saved = [r for r in csv.DictReader(f) if r["mode"] == "logreg"]
+    assert [(r["budget"], r["seed"]) for r in saved] == [("20", "0"), ("20", "1"), ("all", "0"), ("all", "1")]
+    assert [float(r["test_accuracy"]) for r in saved] == pytest.approx(accuracies[20] + accuracies["all"], abs=1e-12)
     train_rows = {r.tobytes() for r in data.x_train.numpy()}
     assert not any(r.tobytes() in train_rows for r in data.x_test.numpy())
