@@ -23,6 +23,7 @@ from finetune.summary import mean_spread
 from pretrain import run_pretraining
 from pretrain.cli import strata_main
 from pretrain.config import CONF_DIR, build_data, to_dict
+from pretrain.distributed import is_global_zero
 from pretrain.errors import exit_on_strata_error
 from pretrain.files import new_file, new_text_file
 
@@ -87,9 +88,11 @@ def main(cfg: DictConfig) -> None:
     resolved = to_dict(cfg)
     baselines = run_baselines(build_data(cfg), resolved["baselines"], budgets, seeds, seed=resolved["seed"],
                               rbm_epochs=resolved["rbm_epochs"], progress=resolved["progress"])
-    new_file(run_dir / "baselines.csv", lambda tmp: write_csv(baselines, tmp))
     rows += baselines
     table = error_table(rows, budgets) + "\n\n" + protocol([r for r in rows if r["mode"] in MODE_NAMES]) + "\n"
+    if not is_global_zero():  # under DDP every rank ran the same grid; rank 0 writes and prints
+        return
+    new_file(run_dir / "baselines.csv", lambda tmp: write_csv(baselines, tmp))
     new_text_file(run_dir / "table.md", table)
     print(table)
     minutes = (time.perf_counter() - started) / 60
