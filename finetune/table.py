@@ -89,9 +89,9 @@ def main(cfg: DictConfig) -> None:
     baselines = run_baselines(build_data(cfg), resolved["baselines"], budgets, seeds, seed=resolved["seed"],
                               rbm_epochs=resolved["rbm_epochs"], progress=resolved["progress"])
     rows += baselines
-    table = error_table(rows, budgets) + "\n\n" + protocol([r for r in rows if r["mode"] in MODE_NAMES]) + "\n"
-    if not is_global_zero():  # under DDP every rank ran the same grid; rank 0 writes and prints
+    if not is_global_zero():  # under DDP every rank ran the same grid; rank 0 tabulates, writes and prints
         return
+    table = error_table(rows, budgets) + "\n\n" + protocol([r for r in rows if r["mode"] in MODE_NAMES]) + "\n"
     new_file(run_dir / "baselines.csv", lambda tmp: write_csv(baselines, tmp))
     new_text_file(run_dir / "table.md", table)
     print(table)
