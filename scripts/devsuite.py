@@ -195,6 +195,10 @@ def summary_table(results: dict, split: str, modes: list[str]) -> str:
                     runs.setdefault(r["mode"], []).append(r["test_accuracy"])
             # rounded: strata's accuracies come through float32, the baselines' in float64, and a tie must stay one
             acc = {m: round(100 * float(np.mean(v)), 4) for m, v in runs.items()}
+            missing = [m for m in modes if m not in acc]
+            if missing:  # a run cut short (results.json grows set by set), or a mode no run has
+                raise SystemExit(f"error: {name} at {budget} labels has no results for {', '.join(missing)} in the "
+                                 "runs read (one cut short or still running? --modes names a mode none of them ran?)")
             base_name = max((m for m in acc if m not in ALL_MODES), key=acc.get, default=None)
             base = acc.get(base_name, float("nan"))
             best = max(acc[m] for m in modes)

@@ -77,3 +77,12 @@ def test_a_table_merges_the_modes_and_baselines_another_run_adds(tmp_path, monke
     assert merged["b"] == rows(20, scratch=0.4, ladder=0.3)
     lines = devsuite.summary_table(merged, "test", ["scratch", "ladder"]).splitlines()
     assert lines[2] == "| a | 100 | 50.00 | 70.00 | 60.00 (svm) | ladder | yes |"
+
+
+def test_a_cell_without_a_mode_asked_for_is_a_clear_error_not_a_key_error():
+    """A merged run cut short lacks a mode in its last sets: the table names the set, the budget and the mode."""
+    import pytest
+
+    results = {"a": rows(100, scratch=0.5, semisup=0.7), "b": rows(20, scratch=0.4)}
+    with pytest.raises(SystemExit, match="b at 20 labels has no results for semisup"):
+        devsuite.summary_table(results, "val", ["scratch", "semisup"])
