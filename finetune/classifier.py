@@ -34,8 +34,17 @@ from .metrics import classification_metrics
 MODES = ("scratch", "frozen", "unfrozen", "partial", "semisup", "ladder")
 PLAIN_MODES = MODES[:4]  # the others have classes of their own
 HEADS = ("linear", "mlp")
+HEAD_CHOICES = ("auto", *HEADS)  # the config's finetune.head; auto is resolved by `head_for`
 SCHEDULES = ("constant", "cosine")
 ENCODER, HEAD = "encoder", "head.safetensors"  # what a fine-tuning run directory holds beside metrics.json
+
+
+def head_for(mode: str, head: str) -> str:
+    """finetune.head=auto: an MLP head (chosen on the development suite, docs/devsuite.md round r2), except for the
+    ladder, whose top layer is linear by construction (finetune/ladder.py)."""
+    if head != "auto":
+        return head
+    return "linear" if mode == "ladder" else "mlp"
 
 
 def make_head(n_in: int, num_classes: int, kind: str, hidden: int, dropout: float) -> nn.Module:

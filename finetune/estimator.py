@@ -1,7 +1,7 @@
 """A scikit-learn classifier beside `EncoderTransformer`: greedy pretraining on X, then fine-tuning on (X, y).
 
     from finetune import AutoencoderClassifier
-    clf = AutoencoderClassifier(layers=(256, 256), mode="unfrozen").fit(X, y)
+    clf = AutoencoderClassifier(mode="unfrozen").fit(X, y)
     clf.predict(X_test), clf.predict_proba(X_test), clf.score(X_test, y_test)
 
 Every setting left at None takes the command's default (conf/model/stack.yaml, conf/autoencoder/, conf/finetune/default.yaml).
@@ -22,7 +22,8 @@ class AutoencoderClassifier(ClassifierMixin, BaseEstimator):
     """Parameters:
         pretrained: an artifact folder to start from instead of pretraining on X.
         layers, autoencoder, pretrain_epochs, pretrain_steps, autoencoder_options: the pretraining
-            (`pretrain.fit`: layers, autoencoder variant, epochs per layer or "auto", steps, variant overrides).
+            (`pretrain.fit`: layers (None: the config's, 1000-256), autoencoder variant, epochs per layer or "auto",
+            steps, variant overrides).
         mode: scratch, frozen, unfrozen, partial, semisup, ladder.
         steps, lr, head, finetune_options: the fine-tuning (`finetune.fit`; None: the config's default).
         random_state: the seed of both stages. accelerator: "auto" (a GPU where there is one) or "cpu", "gpu".
@@ -31,7 +32,7 @@ class AutoencoderClassifier(ClassifierMixin, BaseEstimator):
     `pretrained`), `classifier_` (a `finetune.Classifier`).
     """
 
-    def __init__(self, pretrained=None, *, layers=(256, 256), autoencoder="denoising", pretrain_epochs="auto",
+    def __init__(self, pretrained=None, *, layers=None, autoencoder="denoising", pretrain_epochs="auto",
                  pretrain_steps=None, autoencoder_options=None, mode="unfrozen", steps=None, lr=None, head=None,
                  finetune_options=None, random_state=0, accelerator="auto", verbose=False):
         self.pretrained = pretrained
@@ -54,6 +55,7 @@ class AutoencoderClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         self.classes_ = np.unique(y)
         seed = int(self.random_state or 0)
+        layers = list(self.layers) if self.layers is not None else list(pretrain.api.MODEL["layers"])
         common = {"seed": seed, "accelerator": self.accelerator, "progress": bool(self.verbose)}
         self.autoencoder_ = None
         if self.pretrained is not None:
@@ -62,11 +64,11 @@ class AutoencoderClassifier(ClassifierMixin, BaseEstimator):
             model = None
         else:
             extra = {"steps": self.pretrain_steps} if self.pretrain_steps is not None else {}
-            self.autoencoder_ = model = pretrain.fit(X, layers=list(self.layers), autoencoder=self.autoencoder,
+            self.autoencoder_ = model = pretrain.fit(X, layers=layers, autoencoder=self.autoencoder,
                                                      epochs=self.pretrain_epochs, **extra, **(self.autoencoder_options or {}), **common)
         options = {k: v for k, v in (("steps", self.steps), ("lr", self.lr), ("head", self.head)) if v is not None}
         if model is None:
-            options["layers"] = list(self.layers)
+            options["layers"] = layers
         self.classifier_ = api.fit(model, X, y, mode=self.mode, **options, **(self.finetune_options or {}), **common)
         return self
 

@@ -23,7 +23,7 @@ from pretrain.stack import DeepAutoencoder
 from pretrain.training import make_trainer, threads_for
 
 from .batches import PairedBatches, StepBatches
-from .classifier import ENCODER, HEAD, MODES, Classifier, save_classifier
+from .classifier import ENCODER, HEAD, MODES, Classifier, head_for, save_classifier
 from .labels import LabeledSubset, labeled_subset
 from .ladder import LadderClassifier
 from .metrics import evaluate
@@ -111,7 +111,7 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
     pl.seed_everything(seed, workers=True, verbose=False)
     (x_train, y_train), val, _ = subset
     steps_per_epoch = settings.steps // settings.epochs
-    common = dict(head=settings.head, head_hidden=settings.head_hidden, dropout=settings.dropout,
+    common = dict(head=head_for(settings.mode, settings.head), head_hidden=settings.head_hidden, dropout=settings.dropout,
                   input_dropout=settings.input_dropout, optimizer=settings.optimizer, lr=settings.lr,
                   encoder_lr_scale=settings.encoder_lr_scale, weight_decay=settings.weight_decay, schedule=settings.schedule,
                   classes=data.classes)

@@ -10,7 +10,7 @@ from pretrain import StrataError
 from pretrain.schema import (POSITIVE_INT, SEED, checked, is_count, is_number, is_seed, one_of, register, spec,
                              threads_field)
 
-from .classifier import HEADS, MODES, SCHEDULES
+from .classifier import HEAD_CHOICES, MODES, SCHEDULES
 from .semisupervised import CORRUPTIONS
 AT_LEAST_0 = "a number >= 0"
 
@@ -57,7 +57,7 @@ class FinetuneConfig:
     mode: str = spec(f"one of {', '.join(MODES)}", one_of(*MODES))
     depth: Optional[int] = spec("null or a positive integer", lambda v: v is None or is_count(v))
     frozen_layers: int = spec(POSITIVE_INT, is_count)
-    head: str = spec(f"one of {', '.join(HEADS)}", one_of(*HEADS))
+    head: str = spec(f"one of {', '.join(HEAD_CHOICES)}", one_of(*HEAD_CHOICES))
     head_hidden: int = spec(POSITIVE_INT, is_count)
     dropout: float = spec("a probability in [0, 1)", lambda v: 0 <= v < 1)
     input_dropout: float = spec("a probability in [0, 1)", lambda v: 0 <= v < 1)

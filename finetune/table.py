@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from finetune.baselines import BASELINES, run_baselines
+from finetune.classifier import head_for
 from finetune.grid import run_comparison
 from finetune.report import protocol, write_csv
 from finetune.summary import mean_spread
@@ -46,15 +47,15 @@ PUBLISHED = {
     "784-500-500-2000 pretrained, Hinton and Salakhutdinov 2006": {"all": 1.2},
     "SdA-3, Vincent et al. 2010": {"all": 1.28},
 }
-MODE_NAMES = {"scratch": "strata, same network from scratch", "frozen": "strata, frozen pretrained encoder + linear head",
+MODE_NAMES = {"scratch": "strata, same network from scratch", "frozen": "strata, frozen pretrained encoder + {head} head",
               "unfrozen": "strata, pretrained and fine-tuned", "partial": "strata, lowest layers frozen",
               "semisup": "strata, semi-supervised fine-tuning", "ladder": "strata, Ladder network on the pretrained encoder"}
 
 
-def error_table(rows: list[dict], budgets: list, published: bool = True) -> str:
+def error_table(rows: list[dict], budgets: list, published: bool = True, head: str = "linear") -> str:
     """Test error (%) per budget: strata's modes under the realistic protocol (the last step, no label beyond the
     budget) and, where the runs validated on a labeled pool, under the classic one (the epoch the pool chose); the
-    baselines (scikit-learn's defaults, no validation); the published figures."""
+    baselines (scikit-learn's defaults, no validation); the published figures. `head` names the runs' head (linear, mlp)."""
     def cell(values):
         return mean_spread(100 * (1 - np.array(values, dtype=float)))
 
@@ -66,9 +67,10 @@ def error_table(rows: list[dict], budgets: list, published: bool = True) -> str:
     pooled = any(str(r.get("validation", "")).startswith("the labeled pool") for r in strata)
     for mode in dict.fromkeys(r["mode"] for r in strata):
         runs = lambda b: [r for r in strata if r["mode"] == mode and r["budget"] == b]  # noqa: E731
-        lines.append(line(f"{MODE_NAMES[mode]}, realistic (last step)", lambda b: cell([r["test_accuracy_last"] for r in runs(b)])))
+        name = MODE_NAMES[mode].format(head=head)
+        lines.append(line(f"{name}, realistic (last step)", lambda b: cell([r["test_accuracy_last"] for r in runs(b)])))
         if pooled:
-            lines.append(line(f"{MODE_NAMES[mode]}, classic (epoch chosen on the labeled pool)",
+            lines.append(line(f"{name}, classic (epoch chosen on the labeled pool)",
                               lambda b: cell([r["test_accuracy"] for r in runs(b)])))
     for mode in dict.fromkeys(r["mode"] for r in rows if r["mode"] in BASELINES):
         lines.append(line(BASELINES[mode], lambda b: cell([r["test_accuracy"] for r in rows if r["mode"] == mode and r["budget"] == b])))
@@ -91,7 +93,8 @@ def main(cfg: DictConfig) -> None:
     rows += baselines
     if not is_global_zero():  # under DDP every rank ran the same grid; rank 0 tabulates, writes and prints
         return
-    table = error_table(rows, budgets) + "\n\n" + protocol([r for r in rows if r["mode"] in MODE_NAMES]) + "\n"
+    head = head_for("frozen", resolved["finetune"]["head"])
+    table = error_table(rows, budgets, head=head) + "\n\n" + protocol([r for r in rows if r["mode"] in MODE_NAMES]) + "\n"
     new_file(run_dir / "baselines.csv", lambda tmp: write_csv(baselines, tmp))
     new_text_file(run_dir / "table.md", table)
     print(table)

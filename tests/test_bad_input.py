@@ -70,7 +70,8 @@ def test_classes_are_the_distinct_training_labels_under_their_own_names(classes,
     assert metrics["classes"] == sorted(classes)
     assert np.array(metrics["test"]["confusion_matrix"]).shape == (len(classes), len(classes))
     head = load_file(run / "head.safetensors")
-    assert head["weight"].shape[0] == len(classes)  # one output per class, not max(label) + 1
+    output = sorted(k for k in head if k.endswith("weight"))[-1]  # the head's last layer: "weight" linear, "3.weight" mlp
+    assert head[output].shape[0] == len(classes)  # one output per class, not max(label) + 1
     assert metrics["test"]["accuracy"] > 0.9  # classes that differ in their mean: the mapping is right
 
 

@@ -62,7 +62,7 @@ def test_results_csv_has_one_row_per_run(rows):
     total = params["scratch"][1]
     assert all(p[1] == total for p in params.values())  # one architecture for every mode
     assert params["scratch"][0] == params["unfrozen"][0] == total
-    assert params["frozen"][0] == 64 * 10 + 10  # the linear head on the 64 top codes, nothing else
+    assert params["frozen"][0] == (64 * 128 + 128) + (128 * 10 + 10)  # the default MLP head on the 64 top codes, nothing else
     assert params["frozen"][0] < params["partial"][0] < total
 
 

@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import denoising_artifact
-from finetune.classifier import Classifier
+from finetune.classifier import Classifier, head_for
 from finetune.ladder import LadderClassifier
 from finetune.run import build_encoder, finetune_once
 from pretrain import StrataError, load_encoder
@@ -85,6 +85,9 @@ def test_ladder_mode_trains_the_encoder_and_reports_its_mode(digits, artifact):
 
 
 def test_ladder_needs_a_linear_head_and_weights(digits, artifact):
+    # finetune.head=auto (the default) gives the ladder its linear top layer and every other mode an MLP head
+    assert head_for("ladder", "auto") == "linear" and head_for("semisup", "auto") == head_for("frozen", "auto") == "mlp"
+    assert head_for("ladder", "mlp") == "mlp"  # an explicit choice is kept, and refused just below
     with pytest.raises(StrataError, match="finetune.mode=ladder needs finetune.head=linear"):
         LadderClassifier(load_encoder(artifact), digits.num_classes, head="mlp")
     model = LadderClassifier(load_encoder(artifact), digits.num_classes, weights=[5.0, 2.0])

@@ -29,7 +29,7 @@ def composed(*overrides: str) -> dict:
 
 def test_the_model_group_fits_its_schema():
     model = checked(composed()["model"], StackConfig, "model")
-    assert model.layers == [256, 256] and model.epochs == "auto" and model.steps == 5000 and model.codes == "auto"
+    assert model.layers == [1000, 256] and model.epochs == "auto" and model.steps == 5000 and model.codes == "auto"
 
 
 @pytest.mark.parametrize("variant", group_options("autoencoder"))

@@ -73,7 +73,7 @@ def test_version_and_help(venv, workdir):
     assert helped.returncode == 0, helped.stderr
     assert helped.stdout.startswith("strata pretrain: Greedy layer-wise pretraining") and "powered by Hydra" not in helped.stdout
     for line in ("  autoencoder:", "   *denoising    Denoising autoencoder (Vincent et al. 2008)", "  data:", "  trainer:",
-                 "  model.layers=[256,256]    # hidden sizes h1..hL, pretrained greedily bottom-up"):
+                 "  model.layers=[1000,256]    # hidden sizes h1..hL, pretrained greedily bottom-up"):
         assert any(shown.startswith(line) for shown in helped.stdout.splitlines()), line
 
 
