@@ -84,3 +84,13 @@ def test_the_baseline_is_measured_on_strata_s_labels_and_a_disjoint_test_split(t
     assert [float(r["test_accuracy"]) for r in saved] == pytest.approx(accuracies[20] + accuracies["all"], abs=1e-12)
     train_rows = {r.tobytes() for r in data.x_train.numpy()}
     assert not any(r.tobytes() in train_rows for r in data.x_test.numpy())
+
+
+def test_the_frozen_row_names_the_head_the_runs_had():
+    from finetune.table import error_table
+
+    rows = [{"mode": "frozen", "budget": 20, "seed": s, "test_accuracy": a, "test_accuracy_last": a, "validation": "none"}
+            for s, a in ((0, 0.9), (1, 0.8))]
+    assert "| strata, frozen pretrained encoder + mlp head, realistic (last step) | 15.00 +/- 7.07 |" in \
+        error_table(rows, [20], published=False, head="mlp")
+    assert "+ linear head, realistic" in error_table(rows, [20], published=False)
