@@ -22,7 +22,7 @@ class AutoencoderClassifier(ClassifierMixin, BaseEstimator):
     """Parameters:
         pretrained: an artifact folder to start from instead of pretraining on X.
         layers, autoencoder, pretrain_epochs, pretrain_steps, autoencoder_options: the pretraining
-            (`pretrain.fit`: layers (None: the config's, 1000-256), autoencoder variant, epochs per layer or "auto",
+            (`pretrain.fit`: layers (None: conf/model/stack.yaml's), autoencoder variant, epochs per layer or "auto",
             steps, variant overrides).
         mode: scratch, frozen, unfrozen, partial, semisup, ladder.
         steps, lr, head, finetune_options: the fine-tuning (`finetune.fit`; None: the config's default).
