@@ -3,6 +3,7 @@ best baseline, counted per cell; a tie between a float32 and a float64 accuracy 
 import importlib.util
 
 import numpy as np
+import pytest
 
 from conftest import REPO
 
@@ -81,8 +82,6 @@ def test_a_table_merges_the_modes_and_baselines_another_run_adds(tmp_path, monke
 
 def test_a_cell_without_a_mode_asked_for_is_a_clear_error_not_a_key_error():
     """A merged run cut short lacks a mode in its last sets: the table names the set, the budget and the mode."""
-    import pytest
-
     results = {"a": rows(100, scratch=0.5, semisup=0.7), "b": rows(20, scratch=0.4)}
     with pytest.raises(SystemExit, match="b at 20 labels has no results for semisup"):
         devsuite.summary_table(results, "val", ["scratch", "semisup"])
