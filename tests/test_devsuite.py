@@ -85,3 +85,43 @@ def test_a_cell_without_a_mode_asked_for_is_a_clear_error_not_a_key_error():
     results = {"a": rows(100, scratch=0.5, semisup=0.7), "b": rows(20, scratch=0.4)}
     with pytest.raises(SystemExit, match="b at 20 labels has no results for semisup"):
         devsuite.summary_table(results, "val", ["scratch", "semisup"])
+
+
+def test_the_rectangles_label_says_whether_the_outline_is_taller_than_wide():
+    x, y = devsuite.rectangles(50, np.random.default_rng(0))
+    assert x.dtype == np.uint8 and set(np.unique(x)) == {0, 255} and set(y) == {0, 1}
+    for image, label in zip(x, y):
+        rows, cols = np.nonzero(image)
+        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert abs(h - w) >= 3 and label == int(h > w)
+        assert image[rows.min() + 1:rows.max(), cols.min() + 1:cols.max()].sum() == 0  # an outline, hollow inside
+
+
+def test_the_random_background_keeps_the_strokes_and_fills_only_the_black():
+    digit = np.zeros((2, 28, 28), np.uint8)
+    digit[:, 10:18, 12:15] = 200
+    out = devsuite.background(digit, np.random.default_rng(0))
+    assert out.dtype == np.uint8 and (out[digit > 0] == 200).all()
+    assert out[digit == 0].std() > 50  # uniform noise on 0..255 where the image was black (std about 74)
+
+
+def test_the_heldout_sets_with_all_labels_stand_beside_sda3():
+    results = {"rotated": rows("all", scratch=0.90, semisup=0.92, svm=0.91) + rows(100, scratch=0.3, semisup=0.4, svm=0.35),
+               "digits": rows(20, scratch=0.5, semisup=0.6)}
+    lines = devsuite.published_table(results, ["scratch", "semisup"]).splitlines()
+    assert lines[-3:] == ["| set | scratch | semisup | best baseline | SdA-3 |", "|---|---|---|---|---|",
+                          "| rotated | 10.00 | 8.00 | 9.00 (svm) | 9.53 |"]
+    assert devsuite.published_table({"digits": results["digits"]}, ["scratch"]) == ""
+
+
+def test_a_budget_on_the_command_line_is_a_positive_integer_or_all():
+    assert devsuite.budget("all") == "all" and devsuite.budget("100") == 100
+    for bad in ("0", "-5", "many", "1.5"):
+        with pytest.raises(ValueError):
+            devsuite.budget(bad)
+
+
+def test_a_heldout_set_on_a_validation_split_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(SystemExit, match="wine: held-out sets have a test split only"):
+        devsuite.run(tmp_path, tmp_path / "out", "val", [], [0], ["digits", "wine"], [], ["scratch"])
+    assert not (tmp_path / "out").exists()
