@@ -151,14 +151,19 @@ def write_set(folder: Path, name: str, x_train, y_train, x_val, y_val, x_test, y
         new_file(path, lambda tmp: np.savez(tmp, x_train=x_train, y_train=y_train, x_test=xs, y_test=ys))
 
 
+def mnist_training_set(mnist: Path) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's 60,000 training images (uint8, n x 28 x 28) and labels, the only MNIST images the sets are made of."""
+    from pretrain.data import find_mnist_file
+
+    images = read_idx(find_mnist_file(mnist, "train-images-idx3-ubyte"))
+    return images, read_idx(find_mnist_file(mnist, "train-labels-idx1-ubyte")).astype(np.int64)
+
+
 def build_heldout(folder: Path, mnist: Path) -> None:
     """The held-out sets' test versions only: `<name>.test.npz` (no validation split: they choose nothing). A set
     whose file is there already is kept as it is (each set draws from its own seed, so the others come out the same)."""
     folder.mkdir(parents=True, exist_ok=True)
-    from pretrain.data import find_mnist_file
-
-    images = read_idx(find_mnist_file(mnist, "train-images-idx3-ubyte"))
-    labels = read_idx(find_mnist_file(mnist, "train-labels-idx1-ubyte")).astype(np.int64)
+    images, labels = mnist_training_set(mnist)
     for k, name in enumerate(HELDOUT):
         path = folder / f"{name}.test.npz"
         if path.exists():
@@ -185,10 +190,7 @@ def build_heldout(folder: Path, mnist: Path) -> None:
 
 def build(folder: Path, mnist: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    from pretrain.data import find_mnist_file
-
-    images = read_idx(find_mnist_file(mnist, "train-images-idx3-ubyte"))
-    labels = read_idx(find_mnist_file(mnist, "train-labels-idx1-ubyte")).astype(np.int64)
+    images, labels = mnist_training_set(mnist)
     for k, (name, transform) in enumerate(TRANSFORMS.items()):
         rng = np.random.default_rng(1000 + k)
         pick = rng.permutation(50000)[: N_TRAIN + N_VAL]  # each set its own training images, from the first 50,000

@@ -91,10 +91,10 @@ def test_the_rectangles_label_says_whether_the_outline_is_taller_than_wide():
     x, y = devsuite.rectangles(50, np.random.default_rng(0))
     assert x.dtype == np.uint8 and set(np.unique(x)) == {0, 255} and set(y) == {0, 1}
     for image, label in zip(x, y):
-        rows, cols = np.nonzero(image)
-        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        ys, xs = np.nonzero(image)
+        h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
         assert abs(h - w) >= 3 and label == int(h > w)
-        assert image[rows.min() + 1:rows.max(), cols.min() + 1:cols.max()].sum() == 0  # an outline, hollow inside
+        assert image[ys.min() + 1:ys.max(), xs.min() + 1:xs.max()].sum() == 0  # an outline, hollow inside
 
 
 def test_the_random_background_keeps_the_strokes_and_fills_only_the_black():
