@@ -44,10 +44,16 @@ def write_outputs(rows: list[dict], run_dir: Path, title: str, artifact: str, cl
 
 
 def protocol(rows: list[dict]) -> str:
-    """What every run got, in words: optimizer steps per mode and the validation that chose its weights."""
+    """What every run got, in words: optimizer steps per mode (per budget, where finetune.min_passes raised them) and
+    the validation that chose its weights."""
     steps = {m: sorted({int(r["steps"]) for r in rows if r["mode"] == m}) for m in MODES if any(r["mode"] == m for r in rows)}
-    if len({tuple(v) for v in steps.values()}) == 1:
-        step_text = f"every run of every mode took {', '.join(map(str, next(iter(steps.values()))))} optimizer steps"
+    budgets = list(dict.fromkeys(str(r["budget"]) for r in rows))
+    by_budget = {b: {int(r["steps"]) for r in rows if str(r["budget"]) == b} for b in budgets}
+    if len({tuple(v) for v in steps.values()}) == 1 and len(next(iter(steps.values()))) == 1:
+        step_text = f"every run of every mode took {next(iter(steps.values()))[0]} optimizer steps"
+    elif all(len(v) == 1 for v in by_budget.values()):
+        step_text = ("every run of every mode of a cell took the same optimizer steps: "
+                     + ", ".join(f"{next(iter(by_budget[b]))} at {b} labels" for b in budgets))
     else:
         step_text = "optimizer steps per mode: " + "; ".join(f"{m} {', '.join(map(str, v))}" for m, v in steps.items())
     validations = sorted({r["validation"] for r in rows})

@@ -97,7 +97,8 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
                   seed: int = 0, log_dir: str | None = None, label: str = "finetune", threads: int | str | None = "auto",
                   subset: LabeledSubset | None = None) -> tuple[Classifier, dict]:
     """Train a Classifier on `subset` (default: the data config's budget and validation, drawn by `seed`; see
-    finetune.labels.labeled_subset) for `options["steps"]` optimizer steps and return it with its metrics
+    finetune.labels.labeled_subset) for `options["steps"]` optimizer steps (raised to
+    `options["min_passes"]` passes over the labels, see FinetuneConfig.steps_for) and return it with its metrics
     (JSON-ready): the test set's, and the validation split's where there is one.
 
     `options` holds the `finetune` config group: mode, head, optimiser and schedule. `encoder` comes from
@@ -110,7 +111,7 @@ def finetune_once(data: ArrayDataModule, encoder: Encoder | DeepAutoencoder, opt
         subset = labeled_subset(data, data.labels, seed, data.val_from, data.val_fraction)
     pl.seed_everything(seed, workers=True, verbose=False)
     (x_train, y_train), val, _ = subset
-    steps_per_epoch = settings.steps // settings.epochs
+    steps_per_epoch = settings.steps_for(len(x_train)) // settings.epochs
     common = dict(head=head_for(settings.mode, settings.head), head_hidden=settings.head_hidden, dropout=settings.dropout,
                   input_dropout=settings.input_dropout, optimizer=settings.optimizer, lr=settings.lr,
                   encoder_lr_scale=settings.encoder_lr_scale, weight_decay=settings.weight_decay, schedule=settings.schedule,

@@ -3,6 +3,7 @@
 holds the values. See pretrain.schema for how a section is checked."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, List, Optional  # noqa: UP035 - OmegaConf reads these
 
@@ -68,6 +69,7 @@ class FinetuneConfig:
     schedule: str = spec(f"one of {', '.join(SCHEDULES)}", one_of(*SCHEDULES))
     batch_size: int = spec(POSITIVE_INT, is_count)
     steps: int = spec(POSITIVE_INT, is_count)
+    min_passes: Optional[int] = spec(f"null or {POSITIVE_INT}", lambda v: v is None or is_count(v))
     epochs: int = spec(POSITIVE_INT, is_count)
     patience: Optional[int] = spec(f"null or {POSITIVE_INT}", lambda v: v is None or is_count(v))
     unlabeled: UnlabeledConfig = spec("the unlabeled batch's options")
@@ -77,6 +79,15 @@ class FinetuneConfig:
         if self.steps % self.epochs:
             raise StrataError(f"finetune.steps={self.steps} is not a multiple of finetune.epochs={self.epochs} "
                               "(the steps are cut into that many epochs of equal length)")
+
+    def steps_for(self, labels: int) -> int:
+        """The optimizer steps of a run on `labels` labeled training examples: `steps`, raised where needed to
+        `min_passes` passes over them in batches of `batch_size` (a multiple of `epochs`). Every mode of a cell trains
+        on the same labels, so they all take the same steps; a few labels never raise them."""
+        if self.min_passes is None:
+            return self.steps
+        per_epoch = math.ceil(self.min_passes * labels / min(self.batch_size, labels) / self.epochs)
+        return max(self.steps, per_epoch * self.epochs)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """scripts/compare.py end to end on digits with tiny settings: results.csv, report.md, the plot, reuse of an
 artifact, and the refusals (an existing result, an impossible budget or mode before any pretraining)."""
 import csv
+import math
 import re
 import subprocess
 import sys
@@ -124,6 +125,21 @@ def test_every_mode_of_a_cell_takes_the_same_optimizer_steps(run_dir, tmp_path):
         (b, m) for b in ("20", "all") for m in ("scratch", "frozen", "unfrozen", "semisup", "ladder"))
     assert {r["steps"] for r in rows} == {12}
     assert "every run of every mode took 12 optimizer steps; validation: none" in (tmp_path / "report.md").read_text()
+
+
+def test_min_passes_raises_the_steps_of_every_mode_of_a_cell_alike(run_dir, tmp_path):
+    """finetune.min_passes=P: a cell whose labels need more than finetune.steps for P passes (batches of 64) takes
+    ceil(P * labels / 64) steps, rounded up to whole epochs, in every mode; a few labels keep finetune.steps."""
+    cfg = config(f"pretrained={run_dir / 'encoder'}", "budgets=[20,all]", "seeds=[0]", "modes=[scratch,frozen,semisup]",
+                 "trainer.limit_train_batches=1.0", "finetune.steps=12", "finetune.epochs=3", "finetune.min_passes=2")
+    rows = run_comparison(cfg, tmp_path, pretrain_fn=no_pretraining)
+    labels = {str(r["budget"]): int(r["labels"]) for r in rows}
+    raised = 3 * math.ceil(2 * labels["all"] / 64 / 3)
+    assert raised > 12
+    assert {(str(r["budget"]), r["mode"]): r["steps"] for r in rows} == {
+        (b, m): (12 if b == "20" else raised) for b in ("20", "all") for m in ("scratch", "frozen", "semisup")}
+    assert (f"every run of every mode of a cell took the same optimizer steps: 12 at 20 labels, {raised} at all labels"
+            in (tmp_path / "report.md").read_text())
 
 
 def test_a_grid_cut_short_leaves_the_runs_done_as_partial_results_only(run_dir, tmp_path, monkeypatch):

@@ -87,6 +87,16 @@ def test_cross_field_checks():
         check_options({**options, "unlabeled": {**options["unlabeled"], "nosie": 0.1}})
 
 
+def test_min_passes_raises_the_steps_to_whole_epochs_and_never_lowers_them():
+    options = group_option("finetune", "default")
+    rule = check_options({**options, "steps": 2000, "epochs": 20, "batch_size": 64, "min_passes": 40})
+    assert rule.steps_for(10800) == 6760  # 40 * 10800 / 64 = 6750 steps, 338 an epoch
+    assert rule.steps_for(1000) == 2000 and rule.steps_for(10) == 2000  # 625 and 40 steps: the floor holds
+    assert check_options({**options, "min_passes": None}).steps_for(10**6) == options["steps"]
+    with pytest.raises(StrataError, match="finetune.min_passes=0 is not null or a positive integer"):
+        check_options({**options, "min_passes": 0})
+
+
 def test_a_config_of_ones_own_extends_a_registered_schema(tmp_path: Path):
     """The schemas are in Hydra's ConfigStore: a config that names one in its defaults is typed by it, so Hydra
     itself refuses a wrong type there at composition."""
