@@ -83,7 +83,7 @@ class FinetuneConfig:
     def steps_for(self, labels: int) -> int:
         """The optimizer steps of a run on `labels` labeled training examples: `steps`, raised where needed to
         `min_passes` passes over them in batches of `batch_size` (a multiple of `epochs`). Every mode of a cell trains
-        on the same labels, so they all take the same steps; a few labels never raise them."""
+        on the same labels, so they all take the same steps."""
         if self.min_passes is None:
             return self.steps
         per_epoch = math.ceil(self.min_passes * labels / min(self.batch_size, labels) / self.epochs)
