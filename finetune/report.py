@@ -49,8 +49,9 @@ def protocol(rows: list[dict]) -> str:
     steps = {m: sorted({int(r["steps"]) for r in rows if r["mode"] == m}) for m in MODES if any(r["mode"] == m for r in rows)}
     budgets = list(dict.fromkeys(str(r["budget"]) for r in rows))
     by_budget = {b: {int(r["steps"]) for r in rows if str(r["budget"]) == b} for b in budgets}
-    if len({tuple(v) for v in steps.values()}) == 1 and len(next(iter(steps.values()))) == 1:
-        step_text = f"every run of every mode took {next(iter(steps.values()))[0]} optimizer steps"
+    every = {int(r["steps"]) for r in rows}
+    if len(every) == 1:
+        step_text = f"every run of every mode took {every.pop()} optimizer steps"
     elif all(len(v) == 1 for v in by_budget.values()):
         step_text = ("every run of every mode of a cell took the same optimizer steps: "
                      + ", ".join(f"{next(iter(by_budget[b]))} at {b} labels" for b in budgets))
