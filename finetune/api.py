@@ -64,7 +64,8 @@ def fit(model, x, y, mode: str = "unfrozen", *, x_val=None, y_val=None, x_unlabe
     `mode`: scratch, frozen, unfrozen, partial, semisup (which also learns from `x_unlabeled`, default x, and
     needs the whole autoencoder), ladder (a Ladder network on the encoder, also learning from `x_unlabeled`).
     `**options` override conf/finetune/default.yaml (steps=500, lr=1e-3, head="mlp", unlabeled={"consistency": 0.5},
-    ladder={"noise": 0.2}, ...). The result's `metrics` hold the run's (`val` with x_val).
+    ladder={"noise": 0.2}, ...); `steps` is raised to `min_passes` passes over the labeled rows where they need more
+    (min_passes=None: exactly `steps`). The result's `metrics` hold the run's (`val` with x_val, `steps` taken).
     """
     defaults = group_option("finetune", "default")
     layers = options.pop("layers", None)

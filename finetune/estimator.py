@@ -25,7 +25,9 @@ class AutoencoderClassifier(ClassifierMixin, BaseEstimator):
             (`pretrain.fit`: layers (None: conf/model/stack.yaml's), autoencoder variant, epochs per layer or "auto",
             steps, variant overrides).
         mode: scratch, frozen, unfrozen, partial, semisup, ladder.
-        steps, lr, head, finetune_options: the fine-tuning (`finetune.fit`; None: the config's default).
+        steps, lr, head, finetune_options: the fine-tuning (`finetune.fit`; None: the config's default; `steps` is
+            raised to finetune.min_passes passes over y where it needs more, unless
+            finetune_options={"min_passes": None}).
         random_state: the seed of both stages. accelerator: "auto" (a GPU where there is one) or "cpu", "gpu".
 
     Fitted attributes: `classes_`, `n_features_in_`, `autoencoder_` (the pretrained model, None for scratch or

@@ -68,7 +68,8 @@ def test_finetune_fit_predicts_the_labels_by_name(small_stack, digits):
 
 
 def test_a_classifier_refuses_inputs_it_cannot_have_been_trained_for(digits):
-    clf = finetune.fit(None, digits.x_train[:200], digits.y_train[:200], mode="scratch", layers=[16], steps=20, epochs=1)
+    clf = finetune.fit(None, digits.x_train[:200], digits.y_train[:200], mode="scratch", layers=[16], steps=20,
+                       min_passes=None, epochs=1)
     for x, message in ((digits.x_test[:, :10], "x has 10 features per example; the classifier expects 64"),
                        (digits.x_test[0], "x has shape (64,): expected one row per example"),
                        (np.full((2, 64), np.nan, np.float32), "x holds 128 NaN or infinite values")):
@@ -77,7 +78,8 @@ def test_a_classifier_refuses_inputs_it_cannot_have_been_trained_for(digits):
 
 
 def test_scratch_without_a_model(digits):
-    clf = finetune.fit(None, digits.x_train[:200], digits.y_train[:200], mode="scratch", layers=[16], steps=20, epochs=1)
+    clf = finetune.fit(None, digits.x_train[:200], digits.y_train[:200], mode="scratch", layers=[16], steps=20,
+                       min_passes=None, epochs=1)
     assert clf.predict(digits.x_test[:5]).shape == (5,) and "train" in clf.metrics
 
 
@@ -104,7 +106,8 @@ def test_bad_arguments_are_one_clear_error(call, message, digits, small_stack):
 
 def test_the_scikit_learn_classifier(digits):
     x, y = digits.x_train.numpy()[:600], digits.y_train.numpy()[:600]
-    clf = finetune.AutoencoderClassifier(layers=(16,), pretrain_epochs=1, mode="unfrozen", steps=200, lr=1e-2)
+    clf = finetune.AutoencoderClassifier(layers=(16,), pretrain_epochs=1, mode="unfrozen", steps=200, lr=1e-2,
+                                         finetune_options={"min_passes": None})
     assert clone(clf).get_params() == clf.get_params()
     clf.fit(x, y)
     assert list(clf.classes_) == list(range(10)) and clf.n_features_in_ == 64

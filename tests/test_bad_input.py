@@ -21,7 +21,8 @@ from pretrain import pretrain_stack, save_autoencoder
 from pretrain.__main__ import main as pretrain_main
 
 PRETRAIN = ["trainer=fast", "model.layers=[8]", "model.epochs=1", "pictures=false"]
-FINETUNE = ["trainer=fast", "finetune.mode=scratch", "model.layers=[8]", "finetune.steps=4", "finetune.epochs=1"]
+FINETUNE = ["trainer=fast", "finetune.mode=scratch", "model.layers=[8]", "finetune.steps=4", "finetune.epochs=1",
+            "finetune.min_passes=null"]
 
 
 def snapshot(folder) -> dict:
@@ -124,7 +125,8 @@ def test_a_bad_seed_of_the_comparison_is_named_by_its_place_in_seeds(tmp_path):
 # 3. training that diverges ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("main, overrides, stage", [
     (pretrain_main, ["autoencoder=linear", "model.optimizer=sgd", "model.lr=1e9"], "layer 1/1 (64->8, mse)"),
-    (finetune_main, ["finetune.optimizer=sgd", "finetune.lr=1e36", "finetune.steps=20", "finetune.epochs=2"], "scratch labels=all"),
+    (finetune_main, ["finetune.optimizer=sgd", "finetune.lr=1e36", "finetune.steps=20", "finetune.epochs=2",
+                    "finetune.min_passes=null"], "scratch labels=all"),
 ], ids=["pretrain", "finetune"])
 def test_training_that_diverges_stops_naming_the_stage_and_epoch(main, overrides, stage, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"

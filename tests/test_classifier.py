@@ -17,9 +17,9 @@ SIZES = [16, 12, 8]  # three layers, so that partial can freeze one or two
 
 
 def finetune_options(**overrides) -> dict:
-    """conf/finetune/default.yaml with tiny settings: two short epochs."""
+    """conf/finetune/default.yaml with tiny settings: two short epochs of exactly `steps` (no min_passes floor)."""
     options = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "finetune" / "default.yaml"))
-    return {**options, "epochs": 2, "steps": 8, "lr": 0.01, **overrides}
+    return {**options, "epochs": 2, "steps": 8, "min_passes": None, "lr": 0.01, **overrides}
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from pretrain.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ["scratch", "frozen", "unfrozen", "partial"]
-TINY = ["model.layers=[128,64]", "model.epochs=2", "finetune.epochs=2", "finetune.steps=10", "trainer=fast", "progress=false"]
+TINY = ["model.layers=[128,64]", "model.epochs=2", "finetune.epochs=2", "finetune.steps=10", "finetune.min_passes=null",
+        "trainer=fast", "progress=false"]
 N_FIT = 1221  # digits' training examples outside the validation pool
 
 
@@ -117,9 +118,11 @@ def test_a_given_artifact_is_reused_without_pretraining(run_dir, rows, tmp_path)
 
 def test_every_mode_of_a_cell_takes_the_same_optimizer_steps(run_dir, tmp_path):
     """The comparison is fair in training: scratch, frozen, unfrozen, semisup and ladder (which also walk the
-    unlabeled pool) take the steps of finetune.steps, at few labels and at all, and the report says so."""
+    unlabeled pool) take the steps of finetune.steps (no min_passes floor), at few labels and at all, and the report
+    says so."""
     cfg = config(f"pretrained={run_dir / 'encoder'}", "budgets=[20,all]", "seeds=[0]", "modes=[scratch,frozen,unfrozen,semisup,ladder]",
-                 "trainer.limit_train_batches=1.0", "finetune.steps=12", "finetune.epochs=3")
+                 "trainer.limit_train_batches=1.0", "finetune.steps=12", "finetune.epochs=3",
+                 "finetune.min_passes=null")
     rows = run_comparison(cfg, tmp_path, pretrain_fn=no_pretraining)
     assert sorted((str(r["budget"]), r["mode"]) for r in rows) == sorted(
         (b, m) for b in ("20", "all") for m in ("scratch", "frozen", "unfrozen", "semisup", "ladder"))

@@ -94,7 +94,7 @@ def test_ddp_fine_tuning_under_torchrun(tmp_path, digits):
     run = tmp_path / "run"
     done = run_process("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "finetune",
                        "trainer=ddp", "trainer.devices=2", f"hydra.run.dir={run}", f"pretrained={artifact}", "data.labels=100",
-                       "finetune.epochs=3", "finetune.steps=12", "data.val_from=pool",
+                       "finetune.epochs=3", "finetune.steps=12", "finetune.min_passes=null", "data.val_from=pool",
                        "trainer.enable_progress_bar=false", timeout=240)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder", "run"]

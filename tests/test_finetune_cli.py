@@ -18,7 +18,7 @@ from pretrain.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = {"enable_progress_bar": False}
-TINY = ["finetune.epochs=3", "finetune.steps=9", "trainer.enable_progress_bar=false"]
+TINY = ["finetune.epochs=3", "finetune.steps=9", "finetune.min_passes=null", "trainer.enable_progress_bar=false"]
 
 
 def pretrain_tiny(data, path):

@@ -23,7 +23,7 @@ def artifact(digits, tmp_path_factory):
 
 def options(**changes) -> dict:
     base = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "finetune" / "default.yaml"))
-    return {**base, "mode": "ladder", "epochs": 4, "steps": 120, "lr": 0.003,
+    return {**base, "mode": "ladder", "epochs": 4, "steps": 120, "min_passes": None, "lr": 0.003,
             "unlabeled": {**base["unlabeled"], "batch_size": 64}, **changes}
 
 
@@ -102,7 +102,8 @@ def test_the_saved_ladder_classifier_gives_back_its_test_figures(digits, artifac
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("finetune", overrides=[f"pretrained={artifact}", "finetune.mode=ladder", "data.labels=50",
-                                             "finetune.steps=40", "finetune.epochs=2", "save_encoder=true",
+                                             "finetune.steps=40", "finetune.min_passes=null", "finetune.epochs=2",
+                                             "save_encoder=true",
                                              "trainer.enable_progress_bar=false"])
     metrics = run_finetuning(cfg, tmp_path)
     with torch.no_grad():
@@ -115,6 +116,6 @@ def test_the_python_api_fits_a_ladder(digits, artifact):
     import finetune
 
     x, y = digits.x_train[:300].numpy(), digits.y_train[:300].numpy()
-    clf = finetune.fit(str(artifact), x, y, mode="ladder", steps=20, epochs=2, ladder={"noise": 0.2})
+    clf = finetune.fit(str(artifact), x, y, mode="ladder", steps=20, min_passes=None, epochs=2, ladder={"noise": 0.2})
     assert clf.mode == "ladder" and clf.metrics["steps"] == 20
     assert clf.predict(x[:7]).shape == (7,)

@@ -78,7 +78,8 @@ def test_sharded_npy_pretrains_and_finetunes_to_the_npz_numbers(tmp_path, monkey
         assert code == 0, err
         tuned = tmp_path / f"ft_{kind}"
         code, err = run_main(finetune_main, f"data={kind}", f"data.path={path}", f"pretrained={run / 'encoder'}",
-                             "finetune.mode=semisup", "finetune.steps=20", "finetune.epochs=2", "data.labels=30",
+                             "finetune.mode=semisup", "finetune.steps=20", "finetune.min_passes=null",
+                             "finetune.epochs=2", "data.labels=30",
                              "data.val_from=labels", "trainer.enable_progress_bar=false", f"hydra.run.dir={tuned}",
                              monkeypatch=monkeypatch, capsys=capsys)
         assert code == 0, err

@@ -97,6 +97,13 @@ def test_min_passes_raises_the_steps_to_whole_epochs_and_never_lowers_them():
         check_options({**options, "min_passes": 0})
 
 
+def test_the_shipped_floor_raises_only_budgets_above_3200_labels():
+    """conf/finetune/default.yaml: 2000 steps and 40 passes in batches of 64 meet at 3,200 labels, so every cell of
+    100 or 1000 labels keeps its 2000 steps, and an all-label cell of 9,000 takes 5640."""
+    shipped = check_options(group_option("finetune", "default"))
+    assert [shipped.steps_for(n) for n in (100, 1000, 3200, 3300, 9000)] == [2000, 2000, 2000, 2080, 5640]
+
+
 def test_a_config_of_ones_own_extends_a_registered_schema(tmp_path: Path):
     """The schemas are in Hydra's ConfigStore: a config that names one in its defaults is typed by it, so Hydra
     itself refuses a wrong type there at composition."""

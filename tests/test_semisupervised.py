@@ -18,8 +18,8 @@ QUIET = {"enable_progress_bar": False}
 
 def options(**unlabeled) -> dict:
     base = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "finetune" / "default.yaml"))
-    return {**base, "mode": "semisup", "epochs": 8, "steps": 160, "schedule": "constant", "lr": 0.003, "dropout": 0.2,
-            "unlabeled": {**base["unlabeled"], "batch_size": 64, **unlabeled}}
+    return {**base, "mode": "semisup", "epochs": 8, "steps": 160, "min_passes": None, "schedule": "constant",
+            "lr": 0.003, "dropout": 0.2, "unlabeled": {**base["unlabeled"], "batch_size": 64, **unlabeled}}
 
 
 @pytest.fixture(scope="module")

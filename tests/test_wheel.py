@@ -83,7 +83,8 @@ def test_strata_pretrain_and_finetune_run_from_any_directory(venv, workdir):
     assert pretrained.returncode == 0, pretrained.stderr
     assert (workdir / "pre" / "encoder" / "weights.safetensors").is_file() and (workdir / "pre" / "metrics.json").is_file()
     tuned = run(venv / "bin" / "strata", "finetune", "trainer=fast", "pretrained=pre/encoder", "finetune.mode=frozen",
-                "finetune.steps=4", "finetune.epochs=1", "data.labels=50", "hydra.run.dir=fine", cwd=workdir)
+                "finetune.steps=4", "finetune.min_passes=null", "finetune.epochs=1", "data.labels=50",
+                "hydra.run.dir=fine", cwd=workdir)
     assert tuned.returncode == 0, tuned.stderr
     assert "frozen: 50 labels, 4 steps" in tuned.stdout and (workdir / "fine" / "metrics.json").is_file()
     bad = run(venv / "bin" / "strata", "pretrain", "autoencoder=nope", cwd=workdir)
