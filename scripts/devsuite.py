@@ -249,16 +249,16 @@ def run(folder: Path, out: Path, split: str, overrides: list[str], seeds: list[i
 
 
 def merged_results(tags: list[str]) -> dict:
-    """The results.json of each run, in order, one table: a run adds the rows of the sets, modes and baselines that
-    the runs before it lack (a mode the first run has is never counted twice)."""
+    """The results.json of each run, in order, one table: a run adds the rows of the sets, modes, baselines and seeds
+    that the runs before it lack (a mode and seed the first run has is never counted twice)."""
     merged: dict = {}
     for tag in tags:
         path = ROOT / "outputs" / "devsuite" / tag / "results.json"
         if not path.is_file():
             raise SystemExit(f"error: {path}: no such file (expected an earlier `run --tag {tag}`)")
         for name, rows in json.loads(path.read_text()).items():
-            have = {r["mode"] for r in merged.get(name, [])}
-            merged.setdefault(name, []).extend(r for r in rows if r["mode"] not in have)
+            have = {(r["budget"], r["mode"], r["seed"]) for r in merged.get(name, [])}
+            merged.setdefault(name, []).extend(r for r in rows if (r["budget"], r["mode"], r["seed"]) not in have)
     return merged
 
 
@@ -273,10 +273,15 @@ def summary_table(results: dict, split: str, modes: list[str]) -> str:
     wins, beats, compared, cells, means = {m: 0 for m in pretrained}, 0, 0, 0, {m: [] for m in modes}
     for name, rows in results.items():
         for budget in dict.fromkeys(r["budget"] for r in rows):
-            runs = {}
+            runs, seeds = {}, {}
             for r in rows:
                 if r["budget"] == budget:
                     runs.setdefault(r["mode"], []).append(r["test_accuracy"])
+                    seeds.setdefault(r["mode"], set()).add(r["seed"])
+            if len({frozenset(s) for s in seeds.values()}) > 1:  # a mean over other seeds is not the same comparison
+                raise SystemExit(f"error: {name} at {budget} labels: the modes and baselines were run with different seeds ("
+                                 + "; ".join(f"{m}: {', '.join(map(str, sorted(s)))}" for m, s in seeds.items())
+                                 + "); every one of a cell needs the same seeds")
             # rounded: strata's accuracies come through float32, the baselines' in float64, and a tie must stay one
             acc = {m: round(100 * float(np.mean(v)), 4) for m, v in runs.items()}
             missing = [m for m in modes if m not in acc]
@@ -351,7 +356,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=MODES, choices=ALL_MODES)
     parser.add_argument("--pretrained-from", help="reuse the artifacts of an earlier run's tag (fine-tuning settings only)")
     parser.add_argument("--merge", nargs="+", default=[], metavar="TAG",
-                        help="table: add the modes and baselines of these runs that --tag's run lacks (same split and seeds)")
+                        help="table: add the modes, baselines and seeds of these runs that --tag's run lacks (same split)")
     args = parser.parse_intermixed_args()  # overrides may come before or after the options
     if args.command == "build":
         (build_heldout if args.heldout else build)(Path(args.data), Path(args.mnist))

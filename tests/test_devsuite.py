@@ -12,8 +12,8 @@ devsuite = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(devsuite)
 
 
-def rows(budget, **accuracies):
-    return [{"budget": budget, "seed": 0, "mode": m, "test_accuracy": a} for m, a in accuracies.items()]
+def rows(budget, seed=0, **accuracies):
+    return [{"budget": budget, "seed": seed, "mode": m, "test_accuracy": a} for m, a in accuracies.items()]
 
 
 def test_the_table_counts_wins_and_a_float32_tie_is_no_win():
@@ -78,6 +78,23 @@ def test_a_table_merges_the_modes_and_baselines_another_run_adds(tmp_path, monke
     assert merged["b"] == rows(20, scratch=0.4, ladder=0.3)
     lines = devsuite.summary_table(merged, "test", ["scratch", "ladder"]).splitlines()
     assert lines[2] == "| a | 100 | 50.00 | 70.00 | 60.00 (svm) | ladder | yes |"
+
+
+def test_a_table_merges_the_seeds_of_another_run_and_refuses_a_cell_of_unequal_seeds(tmp_path, monkeypatch):
+    """`table --merge` of a run with another seed pools the seeds (mean +/- spread over both); a cell whose modes ran
+    with different seeds is refused, naming each one's seeds, instead of comparing means over different draws."""
+    import json
+
+    monkeypatch.setattr(devsuite, "ROOT", tmp_path)
+    for tag, results in {"s1": {"a": rows("all", 1, scratch=0.70, semisup=0.80, svm=0.75)},
+                         "s2": {"a": rows("all", 2, scratch=0.76, semisup=0.84, svm=0.75)},
+                         "s3": {"a": rows("all", 3, scratch=0.9)}}.items():
+        (tmp_path / "outputs" / "devsuite" / tag).mkdir(parents=True)
+        (tmp_path / "outputs" / "devsuite" / tag / "results.json").write_text(json.dumps(results))
+    line = devsuite.summary_table(devsuite.merged_results(["s1", "s2"]), "test", ["scratch", "semisup"]).splitlines()[2]
+    assert line == "| a | all | 73.00 +/- 4.24 | 82.00 +/- 2.83 | 75.00 +/- 0.00 (svm) | semisup | yes |"
+    with pytest.raises(SystemExit, match=r"a at all labels: .*scratch: 1, 2, 3; semisup: 1, 2; svm: 1, 2"):
+        devsuite.summary_table(devsuite.merged_results(["s1", "s2", "s3"]), "test", ["scratch", "semisup"])
 
 
 def test_a_cell_without_a_mode_asked_for_is_a_clear_error_not_a_key_error():
