@@ -250,7 +250,7 @@ def run(folder: Path, out: Path, split: str, overrides: list[str], seeds: list[i
 
 def merged_results(tags: list[str]) -> dict:
     """The results.json of each run, in order, one table: a run adds the rows of the sets, modes, baselines and seeds
-    that the runs before it lack (a mode and seed the first run has is never counted twice)."""
+    that the runs before it lack (a mode's run at a budget and seed is never counted twice)."""
     merged: dict = {}
     for tag in tags:
         path = ROOT / "outputs" / "devsuite" / tag / "results.json"
